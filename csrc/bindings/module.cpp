@@ -1,0 +1,176 @@
+// pybind11 bindings: converts arrays, releases the GIL, calls the core.
+// Argument checking with user-facing messages lives in python/qgemm; the
+// checks here only keep a misuse of this private module from crashing.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "qgemm/cpu.h"
+#include "qgemm/gemm.h"
+#include "qgemm/pack.h"
+#include "qgemm/quantize.h"
+#include "qgemm/thread_pool.h"
+
+namespace py = pybind11;
+using namespace qgemm;
+
+namespace {
+
+bool is_dtype(const py::array& a, char kind, size_t itemsize) {
+  return a.dtype().kind() == kind && static_cast<size_t>(a.itemsize()) == itemsize;
+}
+
+QDtype qdtype_of(const py::array& q) {
+  if (is_dtype(q, 'i', 1)) return QDtype::s8;
+  if (is_dtype(q, 'u', 1)) return QDtype::u8;
+  throw py::type_error("expected an int8 or uint8 array");
+}
+
+void require(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+bool c_contiguous(const py::array& a) { return a.flags() & py::array::c_style; }
+
+// Per-channel parameters as float32 / int32 vectors of length `channels`.
+struct Params {
+  py::array_t<float, py::array::c_style> scale;
+  py::array_t<int32_t, py::array::c_style> zp;
+};
+
+void check_layout(size_t n, size_t channels, size_t inner, const Params& p) {
+  require(channels >= 1 && inner >= 1, "channels and inner must be >= 1");
+  require(static_cast<size_t>(p.scale.size()) == channels &&
+              static_cast<size_t>(p.zp.size()) == channels,
+          "scale and zero_point need one value per channel");
+  require(n % (channels * inner) == 0, "size is not a multiple of channels * inner");
+}
+
+void py_quantize(py::array x, py::array out, size_t channels, size_t inner, Params p) {
+  require(is_dtype(x, 'f', 4) && c_contiguous(x), "x must be C-contiguous float32");
+  require(c_contiguous(out) && out.writeable(), "out must be C-contiguous and writeable");
+  require(x.size() == out.size(), "x and out differ in size");
+  const QDtype dt = qdtype_of(out);
+  const size_t n = static_cast<size_t>(x.size());
+  check_layout(n, channels, inner, p);
+  const float* xs = static_cast<const float*>(x.data());
+  void* qs = out.mutable_data();
+  py::gil_scoped_release nogil;
+  quantize(xs, qs, dt, {n, channels, inner}, p.scale.data(), p.zp.data(), active_kernels().quant);
+}
+
+void py_dequantize(py::array q, py::array out, size_t channels, size_t inner, Params p) {
+  require(is_dtype(out, 'f', 4) && c_contiguous(out) && out.writeable(),
+          "out must be C-contiguous writeable float32");
+  require(c_contiguous(q), "q must be C-contiguous");
+  require(q.size() == out.size(), "q and out differ in size");
+  const QDtype dt = qdtype_of(q);
+  const size_t n = static_cast<size_t>(q.size());
+  check_layout(n, channels, inner, p);
+  const void* qs = q.data();
+  float* xs = static_cast<float*>(out.mutable_data());
+  py::gil_scoped_release nogil;
+  dequantize(qs, dt, xs, {n, channels, inner}, p.scale.data(), p.zp.data(), active_kernels().quant);
+}
+
+// B packed for the active GEMM kernel. Immutable once built.
+struct PyPackedB {
+  PackedB b;
+};
+
+PyPackedB py_pack(py::array b) {
+  require(b.ndim() == 2, "b must be 2-D");
+  const bool u8 = qdtype_of(b) == QDtype::u8;
+  ByteMatrix m{static_cast<const uint8_t*>(b.data()), static_cast<size_t>(b.shape(0)),
+               static_cast<size_t>(b.shape(1)), b.strides(0), b.strides(1), u8};
+  const GemmKernel& k = active_kernels().gemm;
+  py::gil_scoped_release nogil;
+  return PyPackedB{pack_b(m, k.nr, k.kr)};
+}
+
+py::array py_unpack(const PyPackedB& p) {
+  py::array out(p.b.is_u8 ? py::dtype("uint8") : py::dtype("int8"),
+                {static_cast<py::ssize_t>(p.b.k), static_cast<py::ssize_t>(p.b.n)});
+  uint8_t* dst = static_cast<uint8_t*>(out.mutable_data());
+  py::gil_scoped_release nogil;
+  unpack_b(p.b, dst);
+  return out;
+}
+
+// a: (batch, m, k) any strides; out: (batch * m, n) int32 rows at a fixed stride.
+void py_matmul(py::array a, int32_t za, const PyPackedB& p,
+               py::array_t<int32_t, py::array::c_style> zb, py::array out) {
+  require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
+  require(static_cast<size_t>(a.shape(2)) == p.b.k, "a and b differ in k");
+  const bool a_u8 = qdtype_of(a) == QDtype::u8;
+  const size_t batch = a.shape(0), m = a.shape(1), n = p.b.n;
+  require(is_dtype(out, 'i', 4) && out.writeable() && out.ndim() == 2, "out must be 2-D int32");
+  require(static_cast<size_t>(out.shape(0)) == batch * m && static_cast<size_t>(out.shape(1)) == n,
+          "out has the wrong shape");
+  require(out.strides(1) == 4 && out.strides(0) >= 0 && out.strides(0) % 4 == 0 &&
+              (batch * m <= 1 || static_cast<size_t>(out.strides(0)) >= 4 * n),
+          "out rows must be contiguous");
+  const bool zb_per_column = zb.size() != 1;
+  require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
+  AOperand A{static_cast<const uint8_t*>(a.data()), a_u8, batch, m, p.b.k,
+             a.strides(0), a.strides(1), a.strides(2)};
+  const size_t ldc = out.strides(0) ? static_cast<size_t>(out.strides(0)) / 4 : n;
+  COperand C{static_cast<int32_t*>(out.mutable_data()), ldc};
+  const int32_t* zbs = zb.data();
+  py::gil_scoped_release nogil;
+  gemm_s32(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, C);
+}
+
+py::dict py_cpu_info() {
+  py::dict d;
+  const CpuFeatures& f = cpu_features();
+  py::dict feats;
+  feats["avx2"] = f.avx2;
+  feats["neon"] = f.neon;
+  feats["dotprod"] = f.dotprod;
+  d["features"] = feats;
+  py::list avail;
+  for (Isa i : available_isas()) avail.append(isa_name(i));
+  d["available"] = avail;
+  d["isa"] = isa_name(active_isa());
+  d["gemm_kernel"] = active_kernels().gemm.name;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_qgemm, m) {
+  m.doc() = "qgemm native core";
+  // Choose kernels now: a bad QGEMM_ISA fails the import with its message.
+  try {
+    active_kernels();
+  } catch (const std::exception& e) {
+    throw py::import_error(e.what());
+  }
+  m.def("cpu_info", &py_cpu_info);
+  m.def("get_num_threads", &get_num_threads);
+  m.def("set_num_threads", &set_num_threads);
+  m.def("quantize", [](py::array x, py::array out, size_t channels, size_t inner,
+                       py::array_t<float, py::array::c_style | py::array::forcecast> scale,
+                       py::array_t<int32_t, py::array::c_style | py::array::forcecast> zp) {
+    py_quantize(x, out, channels, inner, {scale, zp});
+  });
+  m.def("dequantize", [](py::array q, py::array out, size_t channels, size_t inner,
+                         py::array_t<float, py::array::c_style | py::array::forcecast> scale,
+                         py::array_t<int32_t, py::array::c_style | py::array::forcecast> zp) {
+    py_dequantize(q, out, channels, inner, {scale, zp});
+  });
+  py::class_<PyPackedB>(m, "PackedB")
+      .def_property_readonly("k", [](const PyPackedB& p) { return p.b.k; })
+      .def_property_readonly("n", [](const PyPackedB& p) { return p.b.n; })
+      .def_property_readonly("is_uint8", [](const PyPackedB& p) { return p.b.is_u8; })
+      .def_property_readonly("nbytes", [](const PyPackedB& p) {
+        return p.b.bytes() + p.b.colsum.size() * sizeof(int32_t);
+      })
+      .def("unpack", &py_unpack);
+  m.def("pack", &py_pack);
+  m.def("matmul", &py_matmul);
+}

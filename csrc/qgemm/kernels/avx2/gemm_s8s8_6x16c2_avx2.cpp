@@ -1,0 +1,99 @@
+// AVX2 GEMM microkernel, exact for every int8/uint8 input: a 6x16 int32 tile,
+// K in pairs. A arrives packed as int16 pairs (u8 zero-extended, s8
+// sign-extended); B as int8 pairs widened in registers with vpmovsxbw (packed
+// B stays 1 byte per element). vpmaddwd on int16 never saturates here
+// (|a*b| <= 255*128, two of them fit int32 easily), unlike vpmaddubsw.
+// Compiled with -mavx2 -mfma: only reached after run-time detection.
+#include <immintrin.h>
+
+#include "qgemm/kernels.h"
+
+namespace qgemm {
+namespace {
+
+constexpr int kMr = 6, kNr = 16, kKr = 2;
+
+// Applies accumulate / epilogue to one row's two vectors and stores n <= 16.
+inline void store_row(int32_t* c, __m256i v0, __m256i v1, int n, int flags, const GemmEpilogue* ep,
+                      int row) {
+  alignas(32) int32_t tmp[kNr];
+  const bool full = n == kNr;
+  if (flags & kGemmAccumulate) {
+    if (full) {
+      v0 = _mm256_add_epi32(v0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
+      v1 = _mm256_add_epi32(v1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 8)));
+    } else {
+      for (int j = 0; j < kNr; ++j) tmp[j] = j < n ? c[j] : 0;
+      v0 = _mm256_add_epi32(v0, _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp)));
+      v1 = _mm256_add_epi32(v1, _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp + 8)));
+    }
+  }
+  if (flags & kGemmFinal) {
+    const __m256i* ct = reinterpret_cast<const __m256i*>(ep->col_term);
+    v0 = _mm256_sub_epi32(v0, _mm256_loadu_si256(ct));
+    v1 = _mm256_sub_epi32(v1, _mm256_loadu_si256(ct + 1));
+    if (ep->col_zb) {
+      const __m256i* zb = reinterpret_cast<const __m256i*>(ep->col_zb);
+      const __m256i rt = _mm256_set1_epi32(ep->row_term[row]);
+      v0 = _mm256_sub_epi32(v0, _mm256_mullo_epi32(_mm256_loadu_si256(zb), rt));
+      v1 = _mm256_sub_epi32(v1, _mm256_mullo_epi32(_mm256_loadu_si256(zb + 1), rt));
+    }
+  }
+  if (full) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), v0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 8), v1);
+  } else {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), v0);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(tmp + 8), v1);
+    for (int j = 0; j < n; ++j) c[j] = tmp[j];
+  }
+}
+
+// M live rows (1..6) of the tile: fewer rows, fewer accumulators, so the
+// small-M / GEMV case streams B without wasted multiplies.
+template <int M>
+void tile(size_t k_groups, const int32_t* a, const int8_t* b, int32_t* c, size_t ldc, int n,
+          int flags, const GemmEpilogue* ep) {
+  // Fully unrolled so the 2*M accumulators live in registers (checked in the
+  // generated code: the loop body is loads, vpmaddwd and vpaddd only).
+  __m256i acc0[M], acc1[M];
+#pragma GCC unroll 6
+  for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm256_setzero_si256();
+  for (size_t g = 0; g < k_groups; ++g) {
+    const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+    const __m256i b1 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
+#pragma GCC unroll 6
+    for (int i = 0; i < M; ++i) {
+      const __m256i ai = _mm256_set1_epi32(a[i]);  // (a[k], a[k+1]) as one int32
+      acc0[i] = _mm256_add_epi32(acc0[i], _mm256_madd_epi16(ai, b0));
+      acc1[i] = _mm256_add_epi32(acc1[i], _mm256_madd_epi16(ai, b1));
+    }
+    a += kMr;
+    b += kNr * kKr;
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < M; ++i) store_row(c + i * ldc, acc0[i], acc1[i], n, flags, ep, i);
+}
+
+void gemm_s8s8_6x16c2_avx2(size_t k_groups, const void* a_packed, const int8_t* b, int32_t* c,
+                           size_t ldc, int m, int n, int flags, const GemmEpilogue* ep) {
+  const int32_t* a = static_cast<const int32_t*>(a_packed);
+  switch (m) {
+    case 1: return tile<1>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 2: return tile<2>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 3: return tile<3>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 4: return tile<4>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 5: return tile<5>(k_groups, a, b, c, ldc, n, flags, ep);
+    default: return tile<6>(k_groups, a, b, c, ldc, n, flags, ep);
+  }
+}
+
+}  // namespace
+
+const GemmKernel& avx2_gemm_kernel() {
+  static const GemmKernel k = {"gemm_s8s8_6x16c2_avx2", kMr, kNr, kKr, 2, gemm_s8s8_6x16c2_avx2};
+  return k;
+}
+
+}  // namespace qgemm

@@ -1,0 +1,54 @@
+// Packing: B once (weights) into the layout a microkernel streams, A per call
+// into a small cache-resident block.
+//
+// Layouts, for a kernel with tile mr x nr and K grouped by kr:
+//   B panel p (columns p*nr .. p*nr+nr-1): int8 [k_padded / kr][nr][kr]
+//   A block of mr rows:                    [kc_padded / kr][mr][kr], int16 or int8
+// Everything is zero padded to whole groups, panels and tiles.
+//
+// uint8 values are stored as int8 by flipping the top bit (b ^ 0x80 == b - 128)
+// and the zero point moves with them (zb - 128): all dtype pairs then run on
+// one signed kernel, exactly. A widened to int16 keeps uint8 as it is.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace qgemm {
+
+struct AlignedFree {
+  void operator()(void* p) const;
+};
+
+struct PackedB {
+  size_t k = 0, n = 0;  // logical shape of B
+  int nr = 0, kr = 0;
+  size_t k_padded = 0;  // k rounded up to kr
+  size_t panels = 0;    // ceil(n / nr)
+  bool is_u8 = false;   // the original dtype (stored values are flipped if so)
+  std::unique_ptr<int8_t[], AlignedFree> data;  // panels * k_padded * nr bytes, 64-byte aligned
+  std::vector<int32_t> colsum;                  // panels * nr, sums of stored values
+
+  size_t bytes() const { return panels * k_padded * static_cast<size_t>(nr); }
+  const int8_t* panel(size_t p) const { return data.get() + p * k_padded * nr; }
+};
+
+// Strided view of a 2-D int8/uint8 matrix; strides in bytes (may be negative).
+struct ByteMatrix {
+  const uint8_t* data;
+  size_t rows, cols;
+  ptrdiff_t row_stride, col_stride;
+  bool is_u8;
+};
+
+PackedB pack_b(const ByteMatrix& b, int nr, int kr);
+// Writes B back in its original dtype, C order, into out[k * n].
+void unpack_b(const PackedB& b, uint8_t* out);
+
+// Packs rows [0, m) (m <= mr) and columns [k0, k0 + kc) of A into dst and adds
+// each row's sum of stored values into rowsum[0..m). row_ptr[i] is row i.
+void pack_a(const uint8_t* const* row_ptr, int m, ptrdiff_t col_stride, bool is_u8, size_t k0,
+            size_t kc, int mr, int kr, int a_bytes, void* dst, int32_t* rowsum);
+
+}  // namespace qgemm

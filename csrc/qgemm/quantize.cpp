@@ -1,0 +1,107 @@
+#include "qgemm/quantize.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "qgemm/thread_pool.h"
+
+namespace qgemm {
+namespace {
+
+// Work below this many elements per thread is not worth waking a thread for.
+constexpr size_t kMinChunk = 1 << 16;
+// Per-channel with short inner runs: expand the parameters to one per element
+// of a [channels * inner] row and use the per-element kernels.
+constexpr size_t kMinSegment = 64;
+
+// Calls per_tensor(offset, len, scale, zp) or per_element(offset, len, scale*,
+// zp*) over the element range [begin, end), split at channel boundaries.
+template <class PerTensor, class PerElement>
+void for_range(size_t begin, size_t end, const ChannelLayout& L, const float* scale,
+               const int32_t* zp, const std::vector<float>& row_scale,
+               const std::vector<int32_t>& row_zp, PerTensor per_tensor, PerElement per_element) {
+  if (L.channels == 1) {
+    per_tensor(begin, end - begin, scale[0], zp[0]);
+  } else if (!row_scale.empty()) {
+    const size_t row = row_scale.size();
+    for (size_t pos = begin; pos < end;) {
+      const size_t j = pos % row, len = std::min(end - pos, row - j);
+      per_element(pos, len, row_scale.data() + j, row_zp.data() + j);
+      pos += len;
+    }
+  } else {
+    for (size_t pos = begin; pos < end;) {
+      const size_t seg = pos / L.inner, c = seg % L.channels;
+      const size_t len = std::min(end, (seg + 1) * L.inner) - pos;
+      per_tensor(pos, len, scale[c], zp[c]);
+      pos += len;
+    }
+  }
+}
+
+template <class PerTensor, class PerElement>
+void run(const ChannelLayout& L, const float* scale, const int32_t* zp, PerTensor per_tensor,
+         PerElement per_element) {
+  if (L.n == 0) return;
+  std::vector<float> row_scale;
+  std::vector<int32_t> row_zp;
+  if (L.channels > 1 && L.inner < kMinSegment) {
+    row_scale.resize(L.channels * L.inner);
+    row_zp.resize(L.channels * L.inner);
+    for (size_t c = 0; c < L.channels; ++c)
+      for (size_t i = 0; i < L.inner; ++i) {
+        row_scale[c * L.inner + i] = scale[c];
+        row_zp[c * L.inner + i] = zp[c];
+      }
+  }
+  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t n_tasks = std::max<size_t>(1, std::min(threads, L.n / kMinChunk));
+  // Chunk boundaries on 64-element multiples keep stores cache-line aligned.
+  const size_t chunk = ((L.n + n_tasks - 1) / n_tasks + 63) / 64 * 64;
+  parallel_for(n_tasks, [&](size_t t) {
+    const size_t b = std::min(L.n, t * chunk), e = std::min(L.n, b + chunk);
+    if (b < e) for_range(b, e, L, scale, zp, row_scale, row_zp, per_tensor, per_element);
+  });
+}
+
+}  // namespace
+
+void quantize(const float* x, void* q, QDtype dtype, const ChannelLayout& L, const float* scale,
+              const int32_t* zp, const QuantizeKernels& k) {
+  if (dtype == QDtype::s8) {
+    int8_t* y = static_cast<int8_t*>(q);
+    run(L, scale, zp,
+        [&](size_t o, size_t n, float s, int32_t z) { k.f32_to_s8(x + o, y + o, n, s, z); },
+        [&](size_t o, size_t n, const float* s, const int32_t* z) {
+          k.f32_to_s8_vec(x + o, y + o, n, s, z);
+        });
+  } else {
+    uint8_t* y = static_cast<uint8_t*>(q);
+    run(L, scale, zp,
+        [&](size_t o, size_t n, float s, int32_t z) { k.f32_to_u8(x + o, y + o, n, s, z); },
+        [&](size_t o, size_t n, const float* s, const int32_t* z) {
+          k.f32_to_u8_vec(x + o, y + o, n, s, z);
+        });
+  }
+}
+
+void dequantize(const void* q, QDtype dtype, float* x, const ChannelLayout& L, const float* scale,
+                const int32_t* zp, const QuantizeKernels& k) {
+  if (dtype == QDtype::s8) {
+    const int8_t* a = static_cast<const int8_t*>(q);
+    run(L, scale, zp,
+        [&](size_t o, size_t n, float s, int32_t z) { k.s8_to_f32(a + o, x + o, n, s, z); },
+        [&](size_t o, size_t n, const float* s, const int32_t* z) {
+          k.s8_to_f32_vec(a + o, x + o, n, s, z);
+        });
+  } else {
+    const uint8_t* a = static_cast<const uint8_t*>(q);
+    run(L, scale, zp,
+        [&](size_t o, size_t n, float s, int32_t z) { k.u8_to_f32(a + o, x + o, n, s, z); },
+        [&](size_t o, size_t n, const float* s, const int32_t* z) {
+          k.u8_to_f32_vec(a + o, x + o, n, s, z);
+        });
+  }
+}
+
+}  // namespace qgemm

@@ -1,0 +1,51 @@
+"""qgemm: exact, fast int8 GEMM, quantize and dequantize for NumPy on CPUs.
+
+Kernels (AVX2 on x86-64, NEON/dotprod on AArch64, portable scalar elsewhere)
+are chosen once at import; ``QGEMM_ISA=scalar|avx2|neon|neon_dotprod`` caps
+the choice and ``QGEMM_NUM_THREADS`` sets the thread count.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from . import _qgemm
+from ._version import __version__
+from .gemm import PackedMatrix, matmul, pack
+from .quantization import QParams, choose_qparams, dequantize, qparams_from_range, quantize
+
+__all__ = [
+    "__version__",
+    "QParams",
+    "PackedMatrix",
+    "choose_qparams",
+    "qparams_from_range",
+    "quantize",
+    "dequantize",
+    "pack",
+    "matmul",
+    "cpu_info",
+    "get_num_threads",
+    "set_num_threads",
+]
+
+
+def cpu_info() -> Dict[str, Any]:
+    """What the CPU offers and what qgemm uses: ``features`` (detected flags),
+    ``available`` (ISAs this build can run here), ``isa`` (in use),
+    ``gemm_kernel`` (the microkernel's name) and ``num_threads``."""
+    info = dict(_qgemm.cpu_info())
+    info["num_threads"] = _qgemm.get_num_threads()
+    return info
+
+
+def get_num_threads() -> int:
+    """Threads a call may use (including the caller's)."""
+    return int(_qgemm.get_num_threads())
+
+
+def set_num_threads(n: int) -> None:
+    """Sets the threads a call may use; n >= 1."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    _qgemm.set_num_threads(n)

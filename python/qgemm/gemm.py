@@ -1,0 +1,128 @@
+"""Exact int8/uint8 matrix multiplication with zero points, and packed weights."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple, Union
+
+import numpy as np
+
+from . import _checks, _qgemm
+
+ZeroPoint = Union[int, np.ndarray]
+
+
+class PackedMatrix:
+    """A right-hand side ``B`` (K, N) re-laid out once for the GEMM microkernel,
+    with its column sums, reusable across :func:`matmul` calls.
+
+    The packed data takes one byte per element (plus padding to whole tiles)
+    and 4 bytes per column. It pickles (as the original matrix; it is packed
+    again on load, for whatever CPU loads it).
+    """
+
+    __slots__ = ("_packed", "_zero_point", "_zp_scalar", "_dtype")
+
+    def __init__(self, b: Any, zero_point: ZeroPoint = 0):
+        a = _checks.quantized_array(b, "b")
+        if a.ndim != 2:
+            raise ValueError(f"b must be 2-D (K, N), got shape {a.shape}")
+        self._dtype = a.dtype.name
+        self._zp_scalar = np.ndim(zero_point) == 0
+        self._zero_point = _checks.zero_points(
+            zero_point, None if self._zp_scalar else a.shape[1], self._dtype, "zero_point")
+        self._packed = _qgemm.pack(a)
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return (self._packed.k, self._packed.n)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._dtype)
+
+    @property
+    def zero_point(self) -> ZeroPoint:
+        """An int (per tensor) or an int32 array with one value per column."""
+        return int(self._zero_point[0]) if self._zp_scalar else self._zero_point.copy()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the packed data and the per-column sums."""
+        return int(self._packed.nbytes)
+
+    def unpack(self) -> np.ndarray:
+        """The original (K, N) matrix."""
+        return self._packed.unpack()
+
+    def __reduce__(self):
+        return (PackedMatrix, (self.unpack(), self.zero_point))
+
+    def __repr__(self) -> str:
+        return f"PackedMatrix(shape={self.shape}, dtype={self._dtype}, zero_point={self.zero_point!r})"
+
+
+def pack(b: Any, zero_point: ZeroPoint = 0) -> PackedMatrix:
+    """Packs ``b`` (K, N), int8 or uint8, once for repeated :func:`matmul` calls.
+
+    ``zero_point``: an int, or one per column (N,).
+    """
+    return PackedMatrix(b, zero_point)
+
+
+def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
+           b_zero_point: Optional[ZeroPoint] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``C = (A - a_zero_point) @ (B - b_zero_point)`` in int32, exactly.
+
+    ``a``: (..., M, K) or (K,), int8 or uint8, any strides; batch dimensions
+    work like ``np.matmul``. ``b``: (K, N) or (K,), int8 or uint8, or a
+    :class:`PackedMatrix` (which carries its own zero point). All four dtype
+    pairs. ``b_zero_point``: an int, or one per column (N,).
+
+    Exactness: every product and sum is taken modulo 2**32, so the result is
+    exact whenever the true result fits int32. That is guaranteed for any
+    inputs and zero points when K <= 33025 (|(a - za)(b - zb)| <= 255 * 255)
+    and, for int8 x int8 with zero zero points, when K <= 131071 (128 * 128
+    per term). Past that, a result that does not fit int32 wraps modulo 2**32
+    (as NumPy's int32 arithmetic does); it never saturates.
+    """
+    av = _checks.quantized_array(a, "a")
+    if av.ndim == 0:
+        raise ValueError("a must have at least 1 dimension, got a scalar")
+    za = int(_checks.zero_points(a_zero_point, None, av.dtype.name, "a_zero_point")[0])
+
+    b_vector = False
+    if isinstance(b, PackedMatrix):
+        if b_zero_point is not None:
+            raise ValueError("b_zero_point must be None when b is a PackedMatrix "
+                             "(its zero point was given to pack())")
+        packed = b
+    else:
+        bv = _checks.quantized_array(b, "b")
+        if bv.ndim == 1:
+            bv, b_vector = bv[:, None], True
+        elif bv.ndim != 2:
+            raise ValueError(f"b must be 2-D (K, N) or 1-D (K,), got shape {bv.shape}")
+        packed = PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point)
+    k, n = packed.shape
+
+    a_vector = av.ndim == 1
+    if a_vector:
+        a3 = av[None, None, :]
+    else:  # (..., M, K) -> (batch, M, K); a copy only when the batch strides do not merge
+        a3 = av.reshape((int(np.prod(av.shape[:-2], dtype=np.int64)),) + av.shape[-2:])
+    if a3.shape[-1] != k:
+        raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has K={k}")
+    batch_shape = av.shape[:-2]
+    m = a3.shape[1]
+    shape = batch_shape + ((m,) if not a_vector else ()) + ((n,) if not b_vector else ())
+    res = _checks.output(out, shape, np.dtype(np.int32))
+    direct = res is not None and res.flags.c_contiguous
+    rows = a3.shape[0] * m
+    c = res.reshape(rows, n) if direct else np.empty((rows, n), np.int32)
+    if c.size:
+        _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c)
+    if res is None:
+        return c.reshape(shape)
+    if not direct:
+        res[...] = c.reshape(shape)
+    return res

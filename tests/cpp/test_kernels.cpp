@@ -1,0 +1,252 @@
+// Runs every kernel variant this CPU supports against the scalar reference
+// (quantize / dequantize) and an int64 reference (GEMM), over many shapes,
+// dtypes, zero points and strides. No Python involved; also built for AArch64
+// and run under qemu, and built with sanitizers.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "qgemm/cpu.h"
+#include "qgemm/gemm.h"
+#include "qgemm/pack.h"
+#include "qgemm/quantize.h"
+#include "qgemm/thread_pool.h"
+
+using namespace qgemm;
+
+static int g_passed = 0, g_failed = 0;
+
+static void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++g_passed;
+  } else {
+    ++g_failed;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+static std::mt19937 rng(12345);
+
+static int rand_int(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+
+// ---------------------------------------------------------------------------
+// quantize / dequantize
+
+static std::vector<float> quantize_inputs(size_t n, float scale) {
+  std::vector<float> x(n);
+  std::normal_distribution<float> nd(0.0f, 100.0f * scale);
+  const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN(), 3.4e38f, -3.4e38f, 1e-45f};
+  for (size_t i = 0; i < n; ++i) {
+    const int kind = rand_int(0, 9);
+    if (kind == 0) x[i] = specials[rand_int(0, 7)];
+    else if (kind <= 2) x[i] = (rand_int(-300, 300) + 0.5f) * scale;  // exact ties
+    else x[i] = nd(rng);
+  }
+  return x;
+}
+
+static void test_quantize(const Kernels& k, const Kernels& ref) {
+  const std::string isa = k.isa;
+  for (size_t n : {0, 1, 7, 31, 32, 33, 64, 100, 1000, 4099}) {
+    for (QDtype dt : {QDtype::s8, QDtype::u8}) {
+      const bool u8 = dt == QDtype::u8;
+      const float scale = std::ldexp(1.0f, rand_int(-8, 2)) * (1.0f + rand_int(0, 100) / 101.0f);
+      const int32_t zp = u8 ? rand_int(0, 255) : rand_int(-128, 127);
+      std::vector<float> x = quantize_inputs(n, scale);
+      std::vector<uint8_t> got(n + 1, 0xAB), want(n + 1, 0xAB);
+      std::vector<float> sv(n), fgot(n + 1, -7.0f), fwant(n + 1, -7.0f);
+      std::vector<int32_t> zv(n);
+      for (size_t i = 0; i < n; ++i) {
+        sv[i] = scale * (1.0f + (i % 5) * 0.25f);
+        zv[i] = u8 ? rand_int(0, 255) : rand_int(-128, 127);
+      }
+      const std::string tag = isa + (u8 ? " u8" : " s8") + " n=" + std::to_string(n);
+      if (u8) {
+        k.quant.f32_to_u8(x.data(), got.data(), n, scale, zp);
+        ref.quant.f32_to_u8(x.data(), want.data(), n, scale, zp);
+      } else {
+        k.quant.f32_to_s8(x.data(), (int8_t*)got.data(), n, scale, zp);
+        ref.quant.f32_to_s8(x.data(), (int8_t*)want.data(), n, scale, zp);
+      }
+      check(got == want, "quantize per-tensor " + tag);
+      if (u8) {
+        k.quant.f32_to_u8_vec(x.data(), got.data(), n, sv.data(), zv.data());
+        ref.quant.f32_to_u8_vec(x.data(), want.data(), n, sv.data(), zv.data());
+      } else {
+        k.quant.f32_to_s8_vec(x.data(), (int8_t*)got.data(), n, sv.data(), zv.data());
+        ref.quant.f32_to_s8_vec(x.data(), (int8_t*)want.data(), n, sv.data(), zv.data());
+      }
+      check(got == want, "quantize per-element " + tag);
+      if (u8) {
+        k.quant.u8_to_f32(got.data(), fgot.data(), n, scale, zp);
+        ref.quant.u8_to_f32(got.data(), fwant.data(), n, scale, zp);
+      } else {
+        k.quant.s8_to_f32((int8_t*)got.data(), fgot.data(), n, scale, zp);
+        ref.quant.s8_to_f32((int8_t*)got.data(), fwant.data(), n, scale, zp);
+      }
+      check(std::memcmp(fgot.data(), fwant.data(), (n + 1) * 4) == 0, "dequantize per-tensor " + tag);
+      if (u8) {
+        k.quant.u8_to_f32_vec(got.data(), fgot.data(), n, sv.data(), zv.data());
+        ref.quant.u8_to_f32_vec(got.data(), fwant.data(), n, sv.data(), zv.data());
+      } else {
+        k.quant.s8_to_f32_vec((int8_t*)got.data(), fgot.data(), n, sv.data(), zv.data());
+        ref.quant.s8_to_f32_vec((int8_t*)got.data(), fwant.data(), n, sv.data(), zv.data());
+      }
+      check(std::memcmp(fgot.data(), fwant.data(), (n + 1) * 4) == 0,
+            "dequantize per-element " + tag);
+    }
+  }
+  // The threaded, per-channel entry point against element-wise reference.
+  for (size_t inner : {1, 3, 64, 1000}) {
+    const size_t channels = 5, outer = 70, n = outer * channels * inner;
+    std::vector<float> sc(channels);
+    std::vector<int32_t> zs(channels);
+    for (size_t c = 0; c < channels; ++c) {
+      sc[c] = 0.01f * (c + 1);
+      zs[c] = rand_int(-128, 127);
+    }
+    std::vector<float> x = quantize_inputs(n, 0.02f);
+    std::vector<int8_t> got(n), want(n);
+    quantize(x.data(), got.data(), QDtype::s8, {n, channels, inner}, sc.data(), zs.data(), k.quant);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t c = (i / inner) % channels;
+      ref.quant.f32_to_s8(&x[i], &want[i], 1, sc[c], zs[c]);
+    }
+    check(got == want, isa + " quantize per-channel inner=" + std::to_string(inner));
+    std::vector<float> fgot(n), fwant(n);
+    dequantize(got.data(), QDtype::s8, fgot.data(), {n, channels, inner}, sc.data(), zs.data(),
+               k.quant);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t c = (i / inner) % channels;
+      ref.quant.s8_to_f32(&got[i], &fwant[i], 1, sc[c], zs[c]);
+    }
+    check(std::memcmp(fgot.data(), fwant.data(), n * 4) == 0,
+          isa + " dequantize per-channel inner=" + std::to_string(inner));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// GEMM
+
+struct GemmCase {
+  size_t batch, m, n, k;
+  bool a_u8, b_u8, a_transposed, zb_per_column, extremes;
+};
+
+static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
+  const size_t rows = g.batch * g.m;
+  // A stored as batch x m x k, or per batch k x m (transposed view).
+  std::vector<uint8_t> a(rows * g.k + 1), b(g.k * g.n + 1);
+  auto fill = [&](std::vector<uint8_t>& v, bool u8) {
+    for (auto& x : v) {
+      if (g.extremes) x = u8 ? 255 : 0x80;  // 255 or -128
+      else x = static_cast<uint8_t>(rand_int(0, 255));
+    }
+    (void)u8;
+  };
+  fill(a, g.a_u8);
+  fill(b, g.b_u8);
+  const int32_t za = g.extremes ? (g.a_u8 ? 0 : 127) : (g.a_u8 ? rand_int(0, 255) : rand_int(-128, 127));
+  std::vector<int32_t> zb(g.n ? g.n : 1);
+  for (auto& z : zb) z = g.extremes ? (g.b_u8 ? 0 : 127) : (g.b_u8 ? rand_int(0, 255) : rand_int(-128, 127));
+  if (!g.zb_per_column) for (auto& z : zb) z = zb[0];
+
+  AOperand A{a.data(), g.a_u8, g.batch, g.m, g.k, 0, 0, 0};
+  A.batch_stride = static_cast<ptrdiff_t>(g.m * g.k);
+  if (g.a_transposed) {
+    A.row_stride = 1;
+    A.col_stride = static_cast<ptrdiff_t>(g.m);
+  } else {
+    A.row_stride = static_cast<ptrdiff_t>(g.k);
+    A.col_stride = 1;
+  }
+  auto a_at = [&](size_t r, size_t kk) -> int64_t {
+    const uint8_t raw = a[(r / g.m) * A.batch_stride + (r % g.m) * A.row_stride + kk * A.col_stride];
+    return g.a_u8 ? int64_t(raw) : int64_t(int8_t(raw));
+  };
+  auto b_at = [&](size_t kk, size_t j) -> int64_t {
+    const uint8_t raw = b[kk * g.n + j];
+    return g.b_u8 ? int64_t(raw) : int64_t(int8_t(raw));
+  };
+  const PackedB pb = pack_b({b.data(), g.k, g.n, static_cast<ptrdiff_t>(g.n), 1, g.b_u8},
+                            kern.gemm.nr, kern.gemm.kr);
+  // Round trip of the packed layout.
+  std::vector<uint8_t> unpacked(g.k * g.n);
+  unpack_b(pb, unpacked.data());
+  check(std::memcmp(unpacked.data(), b.data(), g.k * g.n) == 0, std::string(kern.isa) + " unpack_b");
+
+  const size_t ldc = g.n + 3;  // a padded C checks that nothing is written past n
+  std::vector<int32_t> c(rows * ldc + 1, 0x5A5A5A5A);
+  gemm_s32(kern.gemm, A, za, pb, zb.data(), g.zb_per_column, {c.data(), ldc});
+  bool ok = true;
+  for (size_t r = 0; r < rows && ok; ++r) {
+    for (size_t j = 0; j < g.n && ok; ++j) {
+      int64_t s = 0;
+      for (size_t kk = 0; kk < g.k; ++kk) s += (a_at(r, kk) - za) * (b_at(kk, j) - zb[j]);
+      const int32_t want = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(s)));
+      if (c[r * ldc + j] != want) {
+        std::printf("  mismatch at r=%zu j=%zu: got %d want %d (exact %lld)\n", r, j,
+                    c[r * ldc + j], want, (long long)s);
+        ok = false;
+      }
+    }
+    for (size_t j = g.n; j < ldc && ok; ++j) ok = c[r * ldc + j] == 0x5A5A5A5A;
+  }
+  char tag[256];
+  std::snprintf(tag, sizeof tag, "%s gemm b=%zu m=%zu n=%zu k=%zu a_u8=%d b_u8=%d aT=%d zbcol=%d ext=%d",
+                kern.gemm.name, g.batch, g.m, g.n, g.k, g.a_u8, g.b_u8, g.a_transposed,
+                g.zb_per_column, g.extremes);
+  check(ok, tag);
+}
+
+static void test_gemm(const Kernels& kern) {
+  const size_t sizes[] = {0, 1, 2, 3, 5, 6, 7, 8, 9, 15, 16, 17, 31, 33};
+  for (int t = 0; t < 150; ++t) {
+    GemmCase g;
+    g.batch = rand_int(1, 2);
+    g.m = sizes[rand_int(0, 13)];
+    g.n = sizes[rand_int(0, 13)];
+    g.k = sizes[rand_int(0, 13)];
+    g.a_u8 = rand_int(0, 1);
+    g.b_u8 = rand_int(0, 1);
+    g.a_transposed = rand_int(0, 1);
+    g.zb_per_column = rand_int(0, 1);
+    g.extremes = rand_int(0, 4) == 0;
+    test_gemm_case(kern, g);
+  }
+  // Larger shapes: several K blocks, M blocks, panels; both thread splits.
+  for (bool a_u8 : {false, true})
+    for (bool b_u8 : {false, true}) {
+      test_gemm_case(kern, {1, 101, 77, 1100, a_u8, b_u8, false, true, false});
+      test_gemm_case(kern, {1, 200, 40, 520, a_u8, b_u8, false, false, true});
+      test_gemm_case(kern, {1, 1, 300, 1500, a_u8, b_u8, false, true, false});
+      test_gemm_case(kern, {3, 5, 35, 700, a_u8, b_u8, true, false, false});
+    }
+}
+
+int main() {
+  const Kernels& ref = scalar_kernels();
+  std::printf("CPU ISAs available:");
+  for (Isa isa : available_isas()) std::printf(" %s", isa_name(isa));
+  std::printf("\n");
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (Isa isa : available_isas()) {
+      const Kernels k = kernels_for(isa);
+      const int before = g_failed;
+      test_quantize(k, ref);
+      test_gemm(k);
+      std::printf("%s (%s, %d threads): %s\n", isa_name(isa), k.gemm.name, threads,
+                  g_failed == before ? "ok" : "FAILED");
+    }
+  }
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed ? 1 : 0;
+}
