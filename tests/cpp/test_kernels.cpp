@@ -180,7 +180,8 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   // Round trip of the packed layout.
   std::vector<uint8_t> unpacked(g.k * g.n);
   unpack_b(pb, unpacked.data());
-  check(std::memcmp(unpacked.data(), b.data(), g.k * g.n) == 0, std::string(kern.isa) + " unpack_b");
+  check(unpacked.empty() || std::memcmp(unpacked.data(), b.data(), unpacked.size()) == 0,
+        std::string(kern.isa) + " unpack_b");
 
   const size_t ldc = g.n + 3;  // a padded C checks that nothing is written past n
   std::vector<int32_t> c(rows * ldc + 1, 0x5A5A5A5A);

@@ -87,8 +87,8 @@ inline __m256i widen8(const T* q) {
 
 template <class T, bool kVec>
 void dequantize_f32(const T* q, float* y, size_t n, const float* scale, const int32_t* zp) {
-  const __m256 s1 = _mm256_set1_ps(scale[0]);
-  const __m256i z1 = _mm256_set1_epi32(zp[0]);
+  const __m256 s1 = _mm256_set1_ps(kVec ? 1.0f : scale[0]);
+  const __m256i z1 = _mm256_set1_epi32(kVec ? 0 : zp[0]);
   auto step = [&](const T* qs, const float* ss, const int32_t* zs, float* out) {
     for (int j = 0; j < 4; ++j) {
       const __m256 s = kVec ? _mm256_loadu_ps(ss + 8 * j) : s1;
