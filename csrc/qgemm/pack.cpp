@@ -1,8 +1,10 @@
 #include "qgemm/pack.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 
 #include "qgemm/thread_pool.h"
 
@@ -25,22 +27,35 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr) {
   p.data.reset(static_cast<int8_t*>(mem));
   p.colsum.assign(p.panels * nr, 0);
   const uint8_t flip = b.is_u8 ? 0x80 : 0;
-  parallel_for(p.panels, [&](size_t panel) {
+  auto pack_panel = [&](size_t panel) {
     int8_t* dst = p.data.get() + panel * p.k_padded * nr;
     std::memset(dst, 0, p.k_padded * nr);
     const size_t j0 = panel * nr;
     const int width = static_cast<int>(std::min<size_t>(nr, b.cols - j0));
     int32_t* sums = p.colsum.data() + j0;
+    int8_t* group = dst;  // row k goes to group k / kr, slot k % kr
+    int slot = 0;
     for (size_t k = 0; k < b.rows; ++k) {
       const uint8_t* src = b.data + static_cast<ptrdiff_t>(k) * b.row_stride +
                            static_cast<ptrdiff_t>(j0) * b.col_stride;
-      int8_t* out = dst + (k / kr) * nr * kr + (k % kr);
       for (int j = 0; j < width; ++j) {
         const int8_t v = static_cast<int8_t>(src[j * b.col_stride] ^ flip);
-        out[j * kr] = v;
+        group[j * kr + slot] = v;
         sums[j] = static_cast<int32_t>(static_cast<uint32_t>(sums[j]) + static_cast<uint32_t>(v));
       }
+      if (++slot == kr) {
+        slot = 0;
+        group += static_cast<size_t>(nr) * kr;
+      }
     }
+  };
+  // Threads only pay off for large matrices (weights are packed once anyway).
+  const size_t tasks = b.rows * b.cols >= (size_t(1) << 18)
+                           ? std::min<size_t>(p.panels, static_cast<size_t>(get_num_threads()))
+                           : 1;
+  parallel_for(tasks, [&](size_t t) {
+    for (size_t panel = p.panels * t / tasks; panel < p.panels * (t + 1) / tasks; ++panel)
+      pack_panel(panel);
   });
   return p;
 }
@@ -57,25 +72,59 @@ void unpack_b(const PackedB& p, uint8_t* out) {
 
 namespace {
 
-template <class Out, bool kU8, bool kFlip>
-void pack_a_typed(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0, size_t kc, int mr,
-                  int kr, Out* dst, int32_t* rowsum) {
-  const size_t kc_padded = (kc + kr - 1) / kr * kr;
-  std::memset(dst, 0, kc_padded * mr * sizeof(Out));
+// One stored value from a raw byte: int8 as is, uint8 zero-extended (when
+// widened to int16) or flipped to int8 (b ^ 0x80 == b - 128).
+template <class Out, bool kU8>
+inline Out load_a(uint8_t raw) {
+  if (kU8 && sizeof(Out) == 1) return static_cast<Out>(static_cast<int8_t>(raw ^ 0x80));
+  if (kU8) return static_cast<Out>(raw);
+  return static_cast<Out>(static_cast<int8_t>(raw));
+}
+
+// KR and the unit-stride case are compile-time constants so that the inner
+// loop has no division and vectorizes; this runs once per A block per call.
+template <class Out, bool kU8, int KR, bool kUnit>
+void pack_a_rows(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0, size_t kc, int mr,
+                 Out* dst, int32_t* rowsum) {
+  const size_t groups = (kc + KR - 1) / KR, full = kc / KR;
+  std::memset(dst, 0, groups * KR * mr * sizeof(Out));
+  const ptrdiff_t step = kUnit ? 1 : cs;
   for (int i = 0; i < m; ++i) {
-    const uint8_t* src = row_ptr[i] + static_cast<ptrdiff_t>(k0) * cs;
-    Out* out = dst + i * kr;
-    int32_t sum = 0;
-    for (size_t k = 0; k < kc; ++k) {
-      const uint8_t raw = src[static_cast<ptrdiff_t>(k) * cs];
-      Out v;
-      if (kFlip) v = static_cast<Out>(static_cast<int8_t>(raw ^ 0x80));
-      else if (kU8) v = static_cast<Out>(raw);
-      else v = static_cast<Out>(static_cast<int8_t>(raw));
-      out[(k / kr) * mr * kr + (k % kr)] = v;
-      sum = static_cast<int32_t>(static_cast<uint32_t>(sum) + static_cast<uint32_t>(v));
+    const uint8_t* src = row_ptr[i] + static_cast<ptrdiff_t>(k0) * step;
+    Out* out = dst + i * KR;
+    uint32_t sum = 0;
+    for (size_t g = 0; g < full; ++g, src += KR * step, out += mr * KR)
+      for (int r = 0; r < KR; ++r) {
+        const Out v = load_a<Out, kU8>(src[r * step]);
+        out[r] = v;
+        sum += static_cast<uint32_t>(static_cast<int32_t>(v));
+      }
+    for (size_t r = 0; r < kc - full * KR; ++r) {
+      const Out v = load_a<Out, kU8>(src[r * step]);
+      out[r] = v;
+      sum += static_cast<uint32_t>(static_cast<int32_t>(v));
     }
-    rowsum[i] = static_cast<int32_t>(static_cast<uint32_t>(rowsum[i]) + static_cast<uint32_t>(sum));
+    rowsum[i] = static_cast<int32_t>(static_cast<uint32_t>(rowsum[i]) + sum);
+  }
+}
+
+template <class Out, bool kU8, int KR>
+void pack_a_kr(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0, size_t kc, int mr,
+               void* dst, int32_t* rowsum) {
+  Out* d = static_cast<Out*>(dst);
+  if (cs == 1) pack_a_rows<Out, kU8, KR, true>(row_ptr, m, cs, k0, kc, mr, d, rowsum);
+  else pack_a_rows<Out, kU8, KR, false>(row_ptr, m, cs, k0, kc, mr, d, rowsum);
+}
+
+template <class Out, bool kU8>
+void pack_a_typed(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0, size_t kc, int mr,
+                  int kr, void* dst, int32_t* rowsum) {
+  switch (kr) {
+    case 1: return pack_a_kr<Out, kU8, 1>(row_ptr, m, cs, k0, kc, mr, dst, rowsum);
+    case 2: return pack_a_kr<Out, kU8, 2>(row_ptr, m, cs, k0, kc, mr, dst, rowsum);
+    case 4: return pack_a_kr<Out, kU8, 4>(row_ptr, m, cs, k0, kc, mr, dst, rowsum);
+    case 8: return pack_a_kr<Out, kU8, 8>(row_ptr, m, cs, k0, kc, mr, dst, rowsum);
+    default: throw std::invalid_argument("pack_a: unsupported kr");
   }
 }
 
@@ -84,13 +133,11 @@ void pack_a_typed(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0,
 void pack_a(const uint8_t* const* row_ptr, int m, ptrdiff_t col_stride, bool is_u8, size_t k0,
             size_t kc, int mr, int kr, int a_bytes, void* dst, int32_t* rowsum) {
   if (a_bytes == 2) {
-    int16_t* d = static_cast<int16_t*>(dst);
-    if (is_u8) pack_a_typed<int16_t, true, false>(row_ptr, m, col_stride, k0, kc, mr, kr, d, rowsum);
-    else pack_a_typed<int16_t, false, false>(row_ptr, m, col_stride, k0, kc, mr, kr, d, rowsum);
+    if (is_u8) pack_a_typed<int16_t, true>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
+    else pack_a_typed<int16_t, false>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
   } else {
-    int8_t* d = static_cast<int8_t*>(dst);
-    if (is_u8) pack_a_typed<int8_t, true, true>(row_ptr, m, col_stride, k0, kc, mr, kr, d, rowsum);
-    else pack_a_typed<int8_t, false, false>(row_ptr, m, col_stride, k0, kc, mr, kr, d, rowsum);
+    if (is_u8) pack_a_typed<int8_t, true>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
+    else pack_a_typed<int8_t, false>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
   }
 }
 

@@ -10,6 +10,12 @@ import numpy as np
 
 QDTYPES = {"int8": np.dtype(np.int8), "uint8": np.dtype(np.uint8)}
 QRANGE = {"int8": (-128, 127), "uint8": (0, 255)}
+_NAME_OF_CHAR = {"b": "int8", "B": "uint8"}
+
+
+def qname(a: np.ndarray) -> str:
+    """'int8' or 'uint8' for an array already checked by quantized_array (fast)."""
+    return _NAME_OF_CHAR[a.dtype.char]
 
 
 def qdtype_name(dtype: Any, arg: str = "dtype") -> str:
@@ -25,8 +31,8 @@ def qdtype_name(dtype: Any, arg: str = "dtype") -> str:
 
 def quantized_array(x: Any, arg: str) -> np.ndarray:
     """An int8 or uint8 ndarray; anything else is a TypeError (no silent casts)."""
-    a = np.asarray(x)
-    if a.dtype not in (np.int8, np.uint8):
+    a = x if type(x) is np.ndarray else np.asarray(x)
+    if a.dtype.char not in "bB":  # int8, uint8
         raise TypeError(f"{arg} must be an int8 or uint8 array, got dtype {a.dtype}")
     return a
 
@@ -61,6 +67,16 @@ def scales(scale: Any, count: Optional[int], arg: str = "scale") -> np.ndarray:
     if not np.all(np.isfinite(s32)) or not np.all(s32 > 0):
         raise ValueError(f"{arg} must be finite and > 0 (as float32), got {scale!r}")
     return s32.reshape(-1)
+
+
+def zero_point_scalar(zp: Any, dtype: str, arg: str = "zero_point") -> int:
+    """One integer zero point inside the dtype's range (fast path for ints)."""
+    if isinstance(zp, (int, np.integer)) and not isinstance(zp, (bool, np.bool_)):
+        lo, hi = QRANGE[dtype]
+        if not lo <= zp <= hi:
+            raise ValueError(f"{arg} must lie in [{lo}, {hi}] for {dtype}, got {zp!r}")
+        return int(zp)
+    return int(zero_points(zp, None, dtype, arg)[0])
 
 
 def zero_points(zp: Any, count: Optional[int], dtype: str, arg: str = "zero_point") -> np.ndarray:

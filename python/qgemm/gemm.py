@@ -20,21 +20,25 @@ class PackedMatrix:
     again on load, for whatever CPU loads it).
     """
 
-    __slots__ = ("_packed", "_zero_point", "_zp_scalar", "_dtype")
+    __slots__ = ("_packed", "_shape", "_zero_point", "_zp_scalar", "_dtype")
 
     def __init__(self, b: Any, zero_point: ZeroPoint = 0):
         a = _checks.quantized_array(b, "b")
         if a.ndim != 2:
             raise ValueError(f"b must be 2-D (K, N), got shape {a.shape}")
-        self._dtype = a.dtype.name
+        self._dtype = _checks.qname(a)
         self._zp_scalar = np.ndim(zero_point) == 0
-        self._zero_point = _checks.zero_points(
-            zero_point, None if self._zp_scalar else a.shape[1], self._dtype, "zero_point")
+        if self._zp_scalar:
+            zp = _checks.zero_point_scalar(zero_point, self._dtype, "zero_point")
+            self._zero_point = np.array([zp], np.int32)
+        else:
+            self._zero_point = _checks.zero_points(zero_point, a.shape[1], self._dtype, "zero_point")
         self._packed = _qgemm.pack(a)
+        self._shape = (int(a.shape[0]), int(a.shape[1]))
 
     @property
     def shape(self) -> Tuple[int, int]:
-        return (self._packed.k, self._packed.n)
+        return self._shape
 
     @property
     def dtype(self) -> np.dtype:
@@ -88,7 +92,7 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
     av = _checks.quantized_array(a, "a")
     if av.ndim == 0:
         raise ValueError("a must have at least 1 dimension, got a scalar")
-    za = int(_checks.zero_points(a_zero_point, None, av.dtype.name, "a_zero_point")[0])
+    za = _checks.zero_point_scalar(a_zero_point, _checks.qname(av), "a_zero_point")
 
     b_vector = False
     if isinstance(b, PackedMatrix):
@@ -103,23 +107,28 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
         elif bv.ndim != 2:
             raise ValueError(f"b must be 2-D (K, N) or 1-D (K,), got shape {bv.shape}")
         packed = PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point)
-    k, n = packed.shape
+    k, n = packed._shape
 
     a_vector = av.ndim == 1
     if a_vector:
         a3 = av[None, None, :]
+    elif av.ndim == 2:
+        a3 = av[None]
     else:  # (..., M, K) -> (batch, M, K); a copy only when the batch strides do not merge
         a3 = av.reshape((int(np.prod(av.shape[:-2], dtype=np.int64)),) + av.shape[-2:])
-    if a3.shape[-1] != k:
+    if a3.shape[2] != k:
         raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has K={k}")
-    batch_shape = av.shape[:-2]
     m = a3.shape[1]
-    shape = batch_shape + ((m,) if not a_vector else ()) + ((n,) if not b_vector else ())
-    res = _checks.output(out, shape, np.dtype(np.int32))
-    direct = res is not None and res.flags.c_contiguous
+    shape = av.shape[:-2] + ((m,) if not a_vector else ()) + ((n,) if not b_vector else ())
     rows = a3.shape[0] * m
-    c = res.reshape(rows, n) if direct else np.empty((rows, n), np.int32)
-    if c.size:
+    if out is None:
+        res, direct = None, False
+        c = np.empty((rows, n), np.int32)
+    else:
+        res = _checks.output(out, shape, np.dtype(np.int32))
+        direct = res.flags.c_contiguous
+        c = res.reshape(rows, n) if direct else np.empty((rows, n), np.int32)
+    if rows and n:
         _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c)
     if res is None:
         return c.reshape(shape)
