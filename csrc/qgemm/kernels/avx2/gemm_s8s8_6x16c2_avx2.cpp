@@ -59,7 +59,27 @@ void tile(size_t k_groups, const int32_t* a, const int8_t* b, int32_t* c, size_t
   __m256i acc0[M], acc1[M];
 #pragma GCC unroll 6
   for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm256_setzero_si256();
-  for (size_t g = 0; g < k_groups; ++g) {
+  // Few rows (GEMV): unrolled so loop overhead does not bound the B stream.
+  size_t g = 0;
+  if (M <= 2) {
+    for (; g + 4 <= k_groups; g += 4) {
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u) {
+        const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+        const __m256i b1 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
+#pragma GCC unroll 2
+        for (int i = 0; i < M; ++i) {
+          const __m256i ai = _mm256_set1_epi32(a[i]);
+          acc0[i] = _mm256_add_epi32(acc0[i], _mm256_madd_epi16(ai, b0));
+          acc1[i] = _mm256_add_epi32(acc1[i], _mm256_madd_epi16(ai, b1));
+        }
+        a += kMr;
+        b += kNr * kKr;
+      }
+    }
+  }
+  for (; g < k_groups; ++g) {
     const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
     const __m256i b1 =
         _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
