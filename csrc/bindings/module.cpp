@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "qgemm/buffer_pool.h"
 #include "qgemm/cpu.h"
 #include "qgemm/gemm.h"
 #include "qgemm/pack.h"
@@ -124,6 +125,29 @@ void py_matmul(py::array a, int32_t za, const PyPackedB& p,
   gemm_s32(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, C);
 }
 
+// An uninitialized C-ordered array whose memory comes from the buffer pool
+// and goes back to it when the array is freed.
+py::array py_empty(const std::vector<py::ssize_t>& shape, py::dtype dtype) {
+  size_t bytes = static_cast<size_t>(dtype.itemsize());
+  for (py::ssize_t d : shape) {
+    if (d < 0) throw std::invalid_argument("negative dimension");
+    bytes *= static_cast<size_t>(d);
+  }
+  struct Owned {
+    void* p;
+    size_t capacity;
+  };
+  size_t capacity = 0;
+  void* p = pool_acquire(bytes, &capacity);
+  auto* owned = new Owned{p, capacity};
+  py::capsule base(owned, [](void* o) {
+    auto* b = static_cast<Owned*>(o);
+    pool_release(b->p, b->capacity);
+    delete b;
+  });
+  return py::array(dtype, shape, {}, p, base);
+}
+
 py::dict py_cpu_info() {
   py::dict d;
   const CpuFeatures& f = cpu_features();
@@ -151,6 +175,7 @@ PYBIND11_MODULE(_qgemm, m) {
     throw py::import_error(e.what());
   }
   m.def("cpu_info", &py_cpu_info);
+  m.def("empty", &py_empty);
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads);
   m.def("quantize", [](py::array x, py::array out, size_t channels, size_t inner,

@@ -6,7 +6,7 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _checks, _qgemm
+from . import _checks, _memory, _qgemm
 
 ZeroPoint = Union[int, np.ndarray]
 
@@ -123,11 +123,11 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
     rows = a3.shape[0] * m
     if out is None:
         res, direct = None, False
-        c = np.empty((rows, n), np.int32)
+        c = _memory.empty((rows, n), np.int32)
     else:
         res = _checks.output(out, shape, np.dtype(np.int32))
         direct = res.flags.c_contiguous
-        c = res.reshape(rows, n) if direct else np.empty((rows, n), np.int32)
+        c = res.reshape(rows, n) if direct else _memory.empty((rows, n), np.int32)
     if rows and n:
         _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c)
     if res is None:

@@ -8,7 +8,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _checks, _qgemm
+from . import _checks, _memory, _qgemm
 
 ArrayLike = Any
 Scale = Union[float, np.ndarray]
@@ -149,7 +149,7 @@ def quantize(x: ArrayLike, scale: Scale, zero_point: ZeroPoint = 0, dtype: Any =
     z = _checks.zero_points(zero_point, count, name)
     res = _checks.output(out, a.shape, _checks.QDTYPES[name])
     channels, inner = _checks.channel_layout(a.shape, ax)
-    target = res if res is not None and res.flags.c_contiguous else np.empty(a.shape, _checks.QDTYPES[name])
+    target = res if res is not None and res.flags.c_contiguous else _memory.empty(a.shape, _checks.QDTYPES[name])
     if a.size:
         _qgemm.quantize(_as_float32_c(a), target, channels, inner, s, z)
     if res is not None and target is not res:
@@ -172,7 +172,7 @@ def dequantize(q: ArrayLike, scale: Scale, zero_point: ZeroPoint = 0, axis: Opti
     z = _checks.zero_points(zero_point, count, name)
     res = _checks.output(out, qa.shape, np.dtype(np.float32))
     channels, inner = _checks.channel_layout(qa.shape, ax)
-    target = res if res is not None and res.flags.c_contiguous else np.empty(qa.shape, np.float32)
+    target = res if res is not None and res.flags.c_contiguous else _memory.empty(qa.shape, np.float32)
     if qa.size:
         _qgemm.dequantize(np.ascontiguousarray(qa), target, channels, inner, s, z)
     if res is not None and target is not res:

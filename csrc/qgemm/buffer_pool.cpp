@@ -1,0 +1,69 @@
+#include "qgemm/buffer_pool.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+namespace qgemm {
+namespace {
+
+constexpr size_t kGranule = size_t(2) << 20;  // 2 MiB: the huge page size
+constexpr size_t kMaxFreeBlocks = 4;
+constexpr size_t kMaxFreeBytes = size_t(512) << 20;
+
+struct Block {
+  void* p;
+  size_t capacity;
+};
+
+std::mutex g_mutex;
+std::vector<Block> g_free;  // guarded by g_mutex
+size_t g_free_bytes = 0;
+
+}  // namespace
+
+void* pool_acquire(size_t bytes, size_t* capacity) {
+  const size_t cap = (bytes + kGranule - 1) / kGranule * kGranule;
+  {
+    std::lock_guard<std::mutex> lk(g_mutex);
+    // Smallest cached block that fits without wasting more than half of it.
+    size_t best = g_free.size();
+    for (size_t i = 0; i < g_free.size(); ++i)
+      if (g_free[i].capacity >= cap && g_free[i].capacity <= 2 * cap &&
+          (best == g_free.size() || g_free[i].capacity < g_free[best].capacity))
+        best = i;
+    if (best != g_free.size()) {
+      Block b = g_free[best];
+      g_free.erase(g_free.begin() + static_cast<std::ptrdiff_t>(best));
+      g_free_bytes -= b.capacity;
+      *capacity = b.capacity;
+      return b.p;
+    }
+  }
+  void* p = std::aligned_alloc(kGranule, cap);
+  if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  madvise(p, cap, MADV_HUGEPAGE);  // fewer faults and TLB misses; advice only
+#endif
+  *capacity = cap;
+  return p;
+}
+
+void pool_release(void* p, size_t capacity) {
+  {
+    std::lock_guard<std::mutex> lk(g_mutex);
+    if (g_free.size() < kMaxFreeBlocks && g_free_bytes + capacity <= kMaxFreeBytes) {
+      g_free.push_back({p, capacity});
+      g_free_bytes += capacity;
+      return;
+    }
+  }
+  std::free(p);
+}
+
+}  // namespace qgemm
