@@ -5,6 +5,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -101,28 +103,75 @@ py::array py_unpack(const PyPackedB& p) {
   return out;
 }
 
-// a: (batch, m, k) any strides; out: (batch * m, n) int32 rows at a fixed stride.
-void py_matmul(py::array a, int32_t za, const PyPackedB& p,
-               py::array_t<int32_t, py::array::c_style> zb, py::array out) {
+using I32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// A per-column parameter: nullptr for None, else exactly n values.
+template <class T>
+const T* column_values(const std::optional<py::array_t<T, py::array::c_style | py::array::forcecast>>& v,
+                       size_t n, const char* name) {
+  if (!v) return nullptr;
+  if (static_cast<size_t>(v->size()) != n)
+    throw std::invalid_argument(std::string(name) + " needs one value per column");
+  return v->data();
+}
+
+// a: (batch, m, k) any strides; out: (batch * m, n) rows at a fixed stride,
+// int32 / float32 / int8 / uint8 according to `kind`.
+void py_gemm(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out, int kind,
+             std::optional<I32> bias, std::optional<F32> scale, std::optional<F32> offset,
+             std::optional<I32> mult, std::optional<I32> shift, int32_t zero_point, int32_t qmin,
+             int32_t qmax, float fmin, float fmax) {
   require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
   require(static_cast<size_t>(a.shape(2)) == p.b.k, "a and b differ in k");
   const bool a_u8 = qdtype_of(a) == QDtype::u8;
   const size_t batch = a.shape(0), m = a.shape(1), n = p.b.n;
-  require(is_dtype(out, 'i', 4) && out.writeable() && out.ndim() == 2, "out must be 2-D int32");
+  require(kind >= kOutInt32 && kind <= kOutQuantFixed, "unknown output kind");
+  const bool narrow = kind == kOutQuantFloat || kind == kOutQuantFixed;
+  const bool dtype_ok = kind == kOutInt32     ? is_dtype(out, 'i', 4)
+                        : kind == kOutFloat32 ? is_dtype(out, 'f', 4)
+                                              : (is_dtype(out, 'i', 1) || is_dtype(out, 'u', 1));
+  require(dtype_ok && out.writeable() && out.ndim() == 2, "out has the wrong dtype or rank");
   require(static_cast<size_t>(out.shape(0)) == batch * m && static_cast<size_t>(out.shape(1)) == n,
           "out has the wrong shape");
-  require(out.strides(1) == 4 && out.strides(0) >= 0 && out.strides(0) % 4 == 0 &&
-              (batch * m <= 1 || static_cast<size_t>(out.strides(0)) >= 4 * n),
+  const py::ssize_t esize = out.itemsize();
+  require(out.strides(1) == esize && out.strides(0) >= 0 && out.strides(0) % esize == 0 &&
+              (batch * m <= 1 || static_cast<size_t>(out.strides(0)) >= esize * n),
           "out rows must be contiguous");
   const bool zb_per_column = zb.size() != 1;
   require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
+  GemmOutput o;
+  o.kind = kind;
+  o.data = out.mutable_data();
+  o.ldc = out.strides(0) ? static_cast<size_t>(out.strides(0) / esize) : n;
+  o.bias = column_values(bias, n, "bias");
+  o.scale = column_values(scale, n, "scale");
+  o.offset = column_values(offset, n, "offset");
+  o.mult = column_values(mult, n, "multiplier");
+  o.shift = column_values(shift, n, "shift");
+  require((kind != kOutFloat32 && kind != kOutQuantFloat) || o.scale, "scale is required");
+  require(kind != kOutQuantFixed || (o.mult && o.shift), "multiplier and shift are required");
+  o.zero_point = zero_point;
+  o.qmin = qmin;
+  o.qmax = qmax;
+  o.out_u8 = narrow && is_dtype(out, 'u', 1);
+  const int32_t lo = o.out_u8 ? 0 : -128, hi = o.out_u8 ? 255 : 127;
+  require(!narrow || (lo <= qmin && qmin <= qmax && qmax <= hi && lo <= zero_point && zero_point <= hi),
+          "output zero point / clamp outside the output dtype");
+  o.fmin = fmin;
+  o.fmax = fmax;
   AOperand A{static_cast<const uint8_t*>(a.data()), a_u8, batch, m, p.b.k,
              a.strides(0), a.strides(1), a.strides(2)};
-  const size_t ldc = out.strides(0) ? static_cast<size_t>(out.strides(0)) / 4 : n;
-  COperand C{static_cast<int32_t*>(out.mutable_data()), ldc};
   const int32_t* zbs = zb.data();
   py::gil_scoped_release nogil;
-  gemm_s32(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, C);
+  gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
+}
+
+// The int32 case of py_gemm with a short argument list: small calls are
+// dominated by argument conversion.
+void py_matmul(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out) {
+  py_gemm(a, za, p, zb, out, kOutInt32, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+          std::nullopt, 0, -128, 127, -INFINITY, INFINITY);
 }
 
 // An uninitialized C-ordered array whose memory comes from the buffer pool
@@ -198,4 +247,9 @@ PYBIND11_MODULE(_qgemm, m) {
       .def("unpack", &py_unpack);
   m.def("pack", &py_pack);
   m.def("matmul", &py_matmul);
+  m.def("gemm", &py_gemm, py::arg("a"), py::arg("za"), py::arg("b"), py::arg("zb"), py::arg("out"),
+        py::arg("kind") = 0, py::arg("bias") = py::none(), py::arg("scale") = py::none(),
+        py::arg("offset") = py::none(), py::arg("mult") = py::none(), py::arg("shift") = py::none(),
+        py::arg("zero_point") = 0, py::arg("qmin") = -128, py::arg("qmax") = 127,
+        py::arg("fmin") = -INFINITY, py::arg("fmax") = INFINITY);
 }

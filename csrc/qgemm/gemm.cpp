@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "qgemm/epilogue_scalar.h"
 #include "qgemm/thread_pool.h"
 
 namespace qgemm {
@@ -13,21 +14,36 @@ constexpr size_t kKc = 2048;  // K block (measured: fewer, longer blocks beat an
 constexpr int kMcTiles = 16;          // M block = 16 tiles: the packed A block stays in L2
 constexpr size_t kMinParallelMacs = size_t(1) << 19;  // below this, threads cost more than they give
 
-inline int32_t wrap_sub(int32_t x, int32_t y) {
-  return static_cast<int32_t>(static_cast<uint32_t>(x) - static_cast<uint32_t>(y));
+// A per-column array padded with zeros to whole panels (empty if src is null).
+template <class T>
+std::vector<T> padded(const T* src, size_t n, size_t padded_n) {
+  std::vector<T> v;
+  if (src) {
+    v.assign(padded_n, T(0));
+    std::copy(src, src + n, v.begin());
+  }
+  return v;
 }
-inline int32_t wrap_mul(int32_t x, int32_t y) {
-  return static_cast<int32_t>(static_cast<uint32_t>(x) * static_cast<uint32_t>(y));
+
+template <class T>
+const T* at_or_null(const std::vector<T>& v, size_t offset) {
+  return v.empty() ? nullptr : v.data() + offset;
 }
 
 struct Plan {
   const GemmKernel& kern;
   const AOperand& a;
   const PackedB& b;
-  const COperand& c;
+  const GemmOutput& out;
+  size_t out_bytes;               // bytes per output element
+  size_t kc_max;                  // K block (all of K unless the output is int32)
   int32_t za_eff;                 // za in the stored domain of A
-  std::vector<int32_t> col_term;  // [panels * nr] za_eff * colsum
-  std::vector<int32_t> col_zb;    // [panels * nr] zb in the stored domain, empty if all zero
+  // Per-column epilogue data, padded to [panels * nr]:
+  std::vector<int32_t> col_term;  // za_eff * colsum - bias
+  std::vector<int32_t> col_zb;    // zb in the stored domain, empty if all zero
+  std::vector<float> col_scale, col_offset;
+  std::vector<int32_t> col_mult, col_shift;
+  GemmEpilogue base;              // the per-call fields of the epilogue
 };
 
 // Rows [r0, r1) x panels [p0, p1): pack A block by block and run the tiles.
@@ -35,7 +51,7 @@ void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
   const GemmKernel& kern = P.kern;
   const size_t K = P.a.k, mr = kern.mr, nr = kern.nr;
   const size_t mc_max = mr * kMcTiles;
-  const size_t kc_max = std::min(kKc, (K + kern.kr - 1) / kern.kr * kern.kr);
+  const size_t kc_max = P.kc_max;
   thread_local std::vector<int64_t> a_buf;  // int64 for alignment
   const size_t a_block_bytes = mc_max * kc_max * kern.a_bytes;
   if (a_buf.size() * 8 < a_block_bytes) a_buf.resize(a_block_bytes / 8 + 1);
@@ -52,8 +68,9 @@ void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
                    static_cast<ptrdiff_t>(mi) * P.a.row_stride;
     }
     std::fill(rowsum.begin(), rowsum.end(), 0);
-    for (size_t k0 = 0; k0 < K; k0 += kKc) {
-      const size_t kc = std::min(kKc, K - k0);
+    // One pass at least: with K == 0 the epilogue still runs, on empty sums.
+    for (size_t k0 = 0;;) {
+      const size_t kc = std::min(kc_max, K - k0);
       const size_t kc_padded = (kc + kern.kr - 1) / kern.kr * kern.kr;
       const size_t tile_bytes = kc_padded * mr * kern.a_bytes;
       for (size_t t = 0; t < tiles; ++t) {
@@ -69,44 +86,63 @@ void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
       for (size_t p = p0; p < p1; ++p) {
         const int8_t* b_slice = P.b.panel(p) + k0 * nr;
         const int n = static_cast<int>(std::min(nr, P.b.n - p * nr));
-        GemmEpilogue ep{P.col_term.data() + p * nr,
-                        P.col_zb.empty() ? nullptr : P.col_zb.data() + p * nr, nullptr};
+        GemmEpilogue ep = P.base;
+        ep.col_term = P.col_term.data() + p * nr;
+        ep.col_zb = at_or_null(P.col_zb, p * nr);
+        ep.col_scale = at_or_null(P.col_scale, p * nr);
+        ep.col_offset = at_or_null(P.col_offset, p * nr);
+        ep.col_mult = at_or_null(P.col_mult, p * nr);
+        ep.col_shift = at_or_null(P.col_shift, p * nr);
         for (size_t t = 0; t < tiles; ++t) {
           const int m = static_cast<int>(std::min(mr, mc - t * mr));
           ep.row_term = row_term.data() + t * mr;
-          int32_t* c_tile = P.c.data + (m0 + t * mr) * P.c.ldc + p * nr;
-          kern.micro(kc_padded / kern.kr, a_pack + t * tile_bytes, b_slice, c_tile, P.c.ldc, m, n,
-                     flags, &ep);
+          uint8_t* c_tile = static_cast<uint8_t*>(P.out.data) +
+                            ((m0 + t * mr) * P.out.ldc + p * nr) * P.out_bytes;
+          kern.micro(kc_padded / kern.kr, a_pack + t * tile_bytes, b_slice, c_tile, P.out.ldc, m,
+                     n, flags, &ep);
         }
       }
+      if (final) break;
+      k0 += kc;
     }
   }
 }
 
 }  // namespace
 
-void gemm_s32(const GemmKernel& kern, const AOperand& a, int32_t za, const PackedB& b,
-              const int32_t* zb, bool zb_per_column, const COperand& c) {
+void gemm(const GemmKernel& kern, const AOperand& a, int32_t za, const PackedB& b,
+          const int32_t* zb, bool zb_per_column, const GemmOutput& out) {
   const size_t rows = a.batch * a.m, N = b.n, K = a.k;
   if (rows == 0 || N == 0) return;
-  if (K == 0) {  // empty sums: the exact result is zero
-    for (size_t r = 0; r < rows; ++r) std::memset(c.data + r * c.ldc, 0, N * sizeof(int32_t));
-    return;
-  }
-  Plan P{kern, a, b, c, 0, {}, {}};
+  const size_t padded_n = b.panels * kern.nr;
+  Plan P{kern, a, b, out, out.kind == kOutQuantFloat || out.kind == kOutQuantFixed ? 1u : 4u,
+         0, 0, {}, {}, {}, {}, {}, {}, GemmEpilogue{}};
+  // K blocks keep partial sums in C, which only an int32 output can hold.
+  const size_t k_rounded = (K + kern.kr - 1) / kern.kr * kern.kr;
+  P.kc_max = out.kind == kOutInt32 ? std::min(kKc, k_rounded) : k_rounded;
   // Stored-domain zero points: int8 A / B flip uint8 by -128 (see pack.h).
   P.za_eff = (kern.a_bytes == 1 && a.is_u8) ? za - 128 : za;
   const int32_t zb_shift = b.is_u8 ? 128 : 0;
-  const size_t padded = b.panels * kern.nr;
-  P.col_term.assign(padded, 0);
-  for (size_t j = 0; j < N; ++j) P.col_term[j] = wrap_mul(P.za_eff, b.colsum[j]);
+  P.col_term.assign(padded_n, 0);
+  for (size_t j = 0; j < N; ++j)
+    P.col_term[j] = wrap_sub(wrap_mul(P.za_eff, b.colsum[j]), out.bias ? out.bias[j] : 0);
   bool any_zb = false;
   for (size_t j = 0; j < N && !any_zb; ++j) any_zb = (zb[zb_per_column ? j : 0] - zb_shift) != 0;
   if (any_zb) {
-    P.col_zb.assign(padded, 0);
+    P.col_zb.assign(padded_n, 0);
     for (size_t j = 0; j < N; ++j) P.col_zb[j] = zb[zb_per_column ? j : 0] - zb_shift;
   }
-
+  P.col_scale = padded(out.scale, N, padded_n);
+  P.col_offset = padded(out.offset, N, padded_n);
+  P.col_mult = padded(out.mult, N, padded_n);
+  P.col_shift = padded(out.shift, N, padded_n);
+  P.base.kind = out.kind;
+  P.base.zero_point = out.zero_point;
+  P.base.qmin = out.qmin;
+  P.base.qmax = out.qmax;
+  P.base.out_u8 = out.out_u8;
+  P.base.fmin = out.fmin;
+  P.base.fmax = out.fmax;
   // Split rows across threads when there are enough, else split panels.
   const size_t threads = static_cast<size_t>(get_num_threads());
   const size_t mr = kern.mr;

@@ -1,9 +1,12 @@
-// The GEMM driver: C[r, n] = sum_k (A[r, k] - za) * (B[k, n] - zb[n]) in int32.
+// The GEMM driver: C[r, n] = sum_k (A[r, k] - za) * (B[k, n] - zb[n]) in int32,
+// then the output stage (int32, float32, or requantized int8/uint8; see
+// GemmOutputKind in kernels.h) in the microkernel's epilogue.
 //
 // Exact whenever the true result fits int32: every step is int32 arithmetic
 // modulo 2^32 (products, sums and the zero-point algebra), so intermediate
 // wrap-around cancels. Past that range the result wraps modulo 2^32.
 #pragma once
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -20,15 +23,25 @@ struct AOperand {
   ptrdiff_t batch_stride, row_stride, col_stride;
 };
 
-// C: (batch * m) rows of n int32, row r at data + r * ldc (elements).
-struct COperand {
-  int32_t* data;
-  size_t ldc;
+// Where and what the GEMM writes: (batch * m) rows of n elements, row r at
+// data + r * ldc elements. Per-column arrays have n values (nullptr: unused).
+struct GemmOutput {
+  int kind = kOutInt32;             // GemmOutputKind
+  void* data = nullptr;
+  size_t ldc = 0;
+  const int32_t* bias = nullptr;    // int32 bias, in units of the accumulator
+  const float* scale = nullptr;     // kOutFloat32: a_scale * b_scale; kOutQuantFloat: multiplier
+  const float* offset = nullptr;    // kOutFloat32: bias after scaling; kOutQuantFloat: before
+  const int32_t* mult = nullptr;    // kOutQuantFixed
+  const int32_t* shift = nullptr;   // kOutQuantFixed
+  int32_t zero_point = 0, qmin = -128, qmax = 127;
+  bool out_u8 = false;
+  float fmin = -INFINITY, fmax = INFINITY;
 };
 
 // zb: one zero point per column (n values) if zb_per_column, else zb[0].
 // B must have been packed for `kernel` (same nr, kr).
-void gemm_s32(const GemmKernel& kernel, const AOperand& a, int32_t za, const PackedB& b,
-              const int32_t* zb, bool zb_per_column, const COperand& c);
+void gemm(const GemmKernel& kernel, const AOperand& a, int32_t za, const PackedB& b,
+          const int32_t* zb, bool zb_per_column, const GemmOutput& out);
 
 }  // namespace qgemm

@@ -23,24 +23,43 @@ struct QuantizeKernels {
 };
 
 // ---- GEMM microkernel --------------------------------------------------------
-// Zero-point corrections applied on the last K block, while the tile is in
-// registers: C[i][j] = acc[i][j] - col_term[j] - col_zb[j] * row_term[i].
+// What the epilogue writes. Every kind first applies the zero-point algebra
+// to the exact int32 accumulator, while the tile is in registers:
+//   acc[i][j] = sum_k a*b - col_term[j] - col_zb[j] * row_term[i]
+// (an int32 bias is folded into col_term). Then:
+enum GemmOutputKind : int {
+  kOutInt32 = 0,       // C = acc
+  kOutFloat32 = 1,     // C = clamp(float(acc) * col_scale[j] + col_offset[j], fmin, fmax)
+  kOutQuantFloat = 2,  // C = clamp(rint((float(acc) + col_offset[j]) * col_scale[j]) + zp, qmin, qmax)
+  kOutQuantFixed = 3,  // C = clamp(MultiplyByQuantizedMultiplier(acc, col_mult[j], col_shift[j]) + zp, qmin, qmax)
+};
+
 struct GemmEpilogue {
-  const int32_t* col_term;  // [nr] za * colsum(B)[j]
+  const int32_t* col_term;  // [nr] za * colsum(B)[j] - int32 bias[j]
   const int32_t* col_zb;    // [nr] zero point of B per column, or nullptr if all zero
   const int32_t* row_term;  // [mr] rowsum(A)[i] - K * za
+  int kind;                 // GemmOutputKind
+  const float* col_scale;   // [nr] kOutFloat32, kOutQuantFloat
+  const float* col_offset;  // [nr] or nullptr (see the formulas above)
+  const int32_t* col_mult;  // [nr] kOutQuantFixed: Q31 multiplier
+  const int32_t* col_shift; // [nr] kOutQuantFixed: > 0 left, < 0 right
+  int32_t zero_point;       // quantized outputs
+  int32_t qmin, qmax;       // quantized clamp, activation included
+  bool out_u8;              // quantized outputs: uint8 (else int8)
+  float fmin, fmax;         // kOutFloat32 clamp (activation), +-inf if none
 };
 
 enum GemmFlags : int {
-  kGemmAccumulate = 1,  // add to C instead of overwriting it
-  kGemmFinal = 2,       // last K block: apply the epilogue
+  kGemmAccumulate = 1,  // add to C instead of overwriting it (kOutInt32 only)
+  kGemmFinal = 2,       // last K block: apply the epilogue (always set for other kinds)
 };
 
 // Packed layouts (see pack.h):
 //   A: [k / kr][mr][kr] elements of a_bytes each (int16 or int8), zero padded.
 //   B: [k / kr][nr][kr] int8 for one panel of nr columns, zero padded.
-// The kernel computes an m x n corner (m <= mr, n <= nr) of the tile.
-using GemmMicroFn = void (*)(size_t k_groups, const void* a, const int8_t* b, int32_t* c,
+// The kernel computes an m x n corner (m <= mr, n <= nr) of the tile and
+// writes it to c (elements of the output kind's type, rows ldc elements apart).
+using GemmMicroFn = void (*)(size_t k_groups, const void* a, const int8_t* b, void* c,
                              size_t ldc, int m, int n, int flags, const GemmEpilogue* ep);
 
 struct GemmKernel {

@@ -14,7 +14,9 @@ _POOL_MIN_BYTES = 1 << 20  # below this, malloc's own caching is as good
 
 
 def empty(shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    dtype = np.dtype(dtype)
-    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize < _POOL_MIN_BYTES:
+    nbytes = np.dtype(dtype).itemsize
+    for d in shape:
+        nbytes *= d
+    if nbytes < _POOL_MIN_BYTES:
         return np.empty(shape, dtype)
     return _qgemm.empty(list(shape), dtype)

@@ -2,6 +2,7 @@
 // (quantize / dequantize) and an int64 reference (GEMM), over many shapes,
 // dtypes, zero points and strides. No Python involved; also built for AArch64
 // and run under qemu, and built with sanitizers.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "qgemm/cpu.h"
+#include "qgemm/epilogue_scalar.h"
 #include "qgemm/gemm.h"
 #include "qgemm/pack.h"
 #include "qgemm/quantize.h"
@@ -138,7 +140,36 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
 struct GemmCase {
   size_t batch, m, n, k;
   bool a_u8, b_u8, a_transposed, zb_per_column, extremes;
+  int kind = kOutInt32;
 };
+
+// The reference output stage for one exact accumulator (independent of the
+// kernels' epilogue code except for the shared fixed-point helpers).
+static void reference_output(int64_t exact, size_t j, const GemmOutput& o, void* dst) {
+  int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(exact)));
+  if (o.bias) acc = static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(o.bias[j]));
+  if (o.kind == kOutInt32) {
+    *static_cast<int32_t*>(dst) = acc;
+  } else if (o.kind == kOutFloat32) {
+    float v = static_cast<float>(acc) * o.scale[j];
+    if (o.offset) v = v + o.offset[j];
+    *static_cast<float*>(dst) = std::min(std::max(v, o.fmin), o.fmax);
+  } else {
+    long q;
+    if (o.kind == kOutQuantFloat) {
+      float v = static_cast<float>(acc);
+      if (o.offset) v = v + o.offset[j];
+      v = v * o.scale[j];
+      const float lo = float(o.qmin - o.zero_point), hi = float(o.qmax - o.zero_point);
+      q = std::lrint(std::min(std::max(v, lo), hi)) + o.zero_point;
+    } else {
+      q = long(multiply_by_quantized_multiplier(acc, o.mult[j], o.shift[j])) + o.zero_point;
+      q = std::min<long>(std::max<long>(q, o.qmin), o.qmax);
+    }
+    if (o.out_u8) *static_cast<uint8_t*>(dst) = static_cast<uint8_t>(q);
+    else *static_cast<int8_t*>(dst) = static_cast<int8_t>(q);
+  }
+}
 
 static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   const size_t rows = g.batch * g.m;
@@ -183,27 +214,60 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   check(unpacked.empty() || std::memcmp(unpacked.data(), b.data(), unpacked.size()) == 0,
         std::string(kern.isa) + " unpack_b");
 
+  // Output stage parameters, random per case.
+  const size_t n1 = g.n ? g.n : 1;
+  std::vector<int32_t> bias(n1), mult(n1), shift(n1);
+  std::vector<float> scale(n1), offset(n1);
+  for (size_t j = 0; j < n1; ++j) {
+    bias[j] = rand_int(-100000, 100000);
+    scale[j] = std::ldexp(1.0f + rand_int(0, 1000) / 1000.0f, rand_int(-20, -8));
+    offset[j] = rand_int(-50000, 50000) * 0.5f;
+    mult[j] = rand_int(1 << 30, 0x7FFFFFFF);
+    shift[j] = rand_int(-20, 2);
+  }
+  GemmOutput out;
+  out.kind = g.kind;
+  const bool u8_out = rand_int(0, 1);
+  out.out_u8 = u8_out;
+  out.zero_point = u8_out ? rand_int(0, 255) : rand_int(-128, 127);
+  out.qmin = u8_out ? 0 : -128;
+  out.qmax = u8_out ? 255 : 127;
+  if (rand_int(0, 1)) out.qmin = out.zero_point;  // relu
+  if (rand_int(0, 1)) out.bias = bias.data();
+  if (g.kind == kOutFloat32 || g.kind == kOutQuantFloat) {
+    out.scale = scale.data();
+    if (rand_int(0, 1)) out.offset = offset.data();
+  }
+  if (g.kind == kOutFloat32 && rand_int(0, 1)) out.fmin = 0.0f;
+  if (g.kind == kOutQuantFixed) {
+    out.mult = mult.data();
+    out.shift = shift.data();
+  }
+  const size_t esize = (g.kind == kOutQuantFloat || g.kind == kOutQuantFixed) ? 1 : 4;
   const size_t ldc = g.n + 3;  // a padded C checks that nothing is written past n
-  std::vector<int32_t> c(rows * ldc + 1, 0x5A5A5A5A);
-  gemm_s32(kern.gemm, A, za, pb, zb.data(), g.zb_per_column, {c.data(), ldc});
+  std::vector<uint8_t> c((rows * ldc + 1) * esize, 0x5A), want_elem(4);
+  out.data = c.data();
+  out.ldc = ldc;
+  gemm(kern.gemm, A, za, pb, zb.data(), g.zb_per_column, out);
   bool ok = true;
   for (size_t r = 0; r < rows && ok; ++r) {
     for (size_t j = 0; j < g.n && ok; ++j) {
       int64_t s = 0;
       for (size_t kk = 0; kk < g.k; ++kk) s += (a_at(r, kk) - za) * (b_at(kk, j) - zb[j]);
-      const int32_t want = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(s)));
-      if (c[r * ldc + j] != want) {
-        std::printf("  mismatch at r=%zu j=%zu: got %d want %d (exact %lld)\n", r, j,
-                    c[r * ldc + j], want, (long long)s);
+      reference_output(s, j, out, want_elem.data());
+      if (std::memcmp(&c[(r * ldc + j) * esize], want_elem.data(), esize) != 0) {
+        std::printf("  mismatch at r=%zu j=%zu kind=%d (exact accumulator %lld)\n", r, j, g.kind,
+                    (long long)s);
         ok = false;
       }
     }
-    for (size_t j = g.n; j < ldc && ok; ++j) ok = c[r * ldc + j] == 0x5A5A5A5A;
+    for (size_t j = g.n * esize; j < ldc * esize && ok; ++j) ok = c[r * ldc * esize + j] == 0x5A;
   }
   char tag[256];
-  std::snprintf(tag, sizeof tag, "%s gemm b=%zu m=%zu n=%zu k=%zu a_u8=%d b_u8=%d aT=%d zbcol=%d ext=%d",
+  std::snprintf(tag, sizeof tag,
+                "%s gemm b=%zu m=%zu n=%zu k=%zu a_u8=%d b_u8=%d aT=%d zbcol=%d ext=%d kind=%d",
                 kern.gemm.name, g.batch, g.m, g.n, g.k, g.a_u8, g.b_u8, g.a_transposed,
-                g.zb_per_column, g.extremes);
+                g.zb_per_column, g.extremes, g.kind);
   check(ok, tag);
 }
 
@@ -220,6 +284,7 @@ static void test_gemm(const Kernels& kern) {
     g.a_transposed = rand_int(0, 1);
     g.zb_per_column = rand_int(0, 1);
     g.extremes = rand_int(0, 4) == 0;
+    g.kind = rand_int(0, 3);
     test_gemm_case(kern, g);
   }
   // Larger shapes: several K blocks, M blocks, panels; both thread splits.
@@ -229,6 +294,8 @@ static void test_gemm(const Kernels& kern) {
       test_gemm_case(kern, {1, 200, 40, 520, a_u8, b_u8, false, false, true});
       test_gemm_case(kern, {1, 1, 300, 1500, a_u8, b_u8, false, true, false});
       test_gemm_case(kern, {3, 5, 35, 700, a_u8, b_u8, true, false, false});
+      for (int kind = 1; kind <= 3; ++kind)
+        test_gemm_case(kern, {1, 50, 40, 2500, a_u8, b_u8, false, true, false, kind});
     }
 }
 

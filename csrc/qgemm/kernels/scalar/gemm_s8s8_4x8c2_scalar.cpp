@@ -1,5 +1,6 @@
 // Portable GEMM microkernel: a 4x8 tile, K in pairs, A as int16.
 // All arithmetic is uint32 so that wrap-around is defined (see gemm.h).
+#include "qgemm/epilogue_scalar.h"
 #include "qgemm/kernels.h"
 
 namespace qgemm {
@@ -7,7 +8,7 @@ namespace {
 
 constexpr int kMr = 4, kNr = 8, kKr = 2;
 
-void gemm_s8s8_4x8c2_scalar(size_t k_groups, const void* a_packed, const int8_t* b, int32_t* c,
+void gemm_s8s8_4x8c2_scalar(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
                             size_t ldc, int m, int n, int flags, const GemmEpilogue* ep) {
   const int16_t* a = static_cast<const int16_t*>(a_packed);
   uint32_t acc[kMr][kNr] = {};
@@ -19,19 +20,12 @@ void gemm_s8s8_4x8c2_scalar(size_t k_groups, const void* a_packed, const int8_t*
     a += kMr * kKr;
     b += kNr * kKr;
   }
-  for (int i = 0; i < m; ++i) {
-    int32_t* row = c + i * ldc;
+  for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j) {
       uint32_t v = acc[i][j];
-      if (flags & kGemmAccumulate) v += static_cast<uint32_t>(row[j]);
-      if (flags & kGemmFinal) {
-        v -= static_cast<uint32_t>(ep->col_term[j]);
-        if (ep->col_zb)
-          v -= static_cast<uint32_t>(ep->col_zb[j]) * static_cast<uint32_t>(ep->row_term[i]);
-      }
-      row[j] = static_cast<int32_t>(v);
+      if (flags & kGemmAccumulate) v += static_cast<uint32_t>(static_cast<int32_t*>(c)[i * ldc + j]);
+      store_output(static_cast<int32_t>(v), i, j, c, ldc, flags, ep);
     }
-  }
 }
 
 }  // namespace
