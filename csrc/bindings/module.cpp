@@ -116,30 +116,24 @@ const T* column_values(const std::optional<py::array_t<T, py::array::c_style | p
   return v->data();
 }
 
-// a: (batch, m, k) any strides; out: (batch * m, n) rows at a fixed stride,
-// int32 / float32 / int8 / uint8 according to `kind`.
-void py_gemm(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out, int kind,
-             std::optional<I32> bias, std::optional<F32> scale, std::optional<F32> offset,
-             std::optional<I32> mult, std::optional<I32> shift, int32_t zero_point, int32_t qmin,
-             int32_t qmax, float fmin, float fmax) {
-  require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
-  require(static_cast<size_t>(a.shape(2)) == p.b.k, "a and b differ in k");
-  const bool a_u8 = qdtype_of(a) == QDtype::u8;
-  const size_t batch = a.shape(0), m = a.shape(1), n = p.b.n;
+// The output stage's arguments, checked, for `rows` x `n` results in `out`
+// (int32 / float32 / int8 / uint8 according to `kind`, rows at a fixed stride).
+GemmOutput make_output(py::array out, size_t rows, size_t n, int kind, const std::optional<I32>& bias,
+                       const std::optional<F32>& scale, const std::optional<F32>& offset,
+                       const std::optional<I32>& mult, const std::optional<I32>& shift,
+                       int32_t zero_point, int32_t qmin, int32_t qmax, float fmin, float fmax) {
   require(kind >= kOutInt32 && kind <= kOutQuantFixed, "unknown output kind");
   const bool narrow = kind == kOutQuantFloat || kind == kOutQuantFixed;
   const bool dtype_ok = kind == kOutInt32     ? is_dtype(out, 'i', 4)
                         : kind == kOutFloat32 ? is_dtype(out, 'f', 4)
                                               : (is_dtype(out, 'i', 1) || is_dtype(out, 'u', 1));
   require(dtype_ok && out.writeable() && out.ndim() == 2, "out has the wrong dtype or rank");
-  require(static_cast<size_t>(out.shape(0)) == batch * m && static_cast<size_t>(out.shape(1)) == n,
+  require(static_cast<size_t>(out.shape(0)) == rows && static_cast<size_t>(out.shape(1)) == n,
           "out has the wrong shape");
   const py::ssize_t esize = out.itemsize();
   require(out.strides(1) == esize && out.strides(0) >= 0 && out.strides(0) % esize == 0 &&
-              (batch * m <= 1 || static_cast<size_t>(out.strides(0)) >= esize * n),
+              (rows <= 1 || static_cast<size_t>(out.strides(0)) >= esize * n),
           "out rows must be contiguous");
-  const bool zb_per_column = zb.size() != 1;
-  require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
   GemmOutput o;
   o.kind = kind;
   o.data = out.mutable_data();
@@ -160,11 +154,44 @@ void py_gemm(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out,
           "output zero point / clamp outside the output dtype");
   o.fmin = fmin;
   o.fmax = fmax;
+  return o;
+}
+
+// a: (batch, m, k) any strides; out: (batch * m, n).
+void py_gemm(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out, int kind,
+             std::optional<I32> bias, std::optional<F32> scale, std::optional<F32> offset,
+             std::optional<I32> mult, std::optional<I32> shift, int32_t zero_point, int32_t qmin,
+             int32_t qmax, float fmin, float fmax) {
+  require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
+  require(static_cast<size_t>(a.shape(2)) == p.b.k, "a and b differ in k");
+  const bool a_u8 = qdtype_of(a) == QDtype::u8;
+  const size_t batch = a.shape(0), m = a.shape(1), n = p.b.n;
+  const bool zb_per_column = zb.size() != 1;
+  require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
+  const GemmOutput o = make_output(out, batch * m, n, kind, bias, scale, offset, mult, shift,
+                                   zero_point, qmin, qmax, fmin, fmax);
   AOperand A{static_cast<const uint8_t*>(a.data()), a_u8, batch, m, p.b.k,
              a.strides(0), a.strides(1), a.strides(2)};
   const int32_t* zbs = zb.data();
   py::gil_scoped_release nogil;
   gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
+}
+
+// acc: (rows, n) int32 with unit column stride.
+void py_requantize(py::array acc, py::array out, int kind, std::optional<I32> bias,
+                   std::optional<F32> scale, std::optional<F32> offset, std::optional<I32> mult,
+                   std::optional<I32> shift, int32_t zero_point, int32_t qmin, int32_t qmax,
+                   float fmin, float fmax) {
+  require(is_dtype(acc, 'i', 4) && acc.ndim() == 2, "acc must be 2-D int32");
+  const size_t rows = acc.shape(0), n = acc.shape(1);
+  require(acc.strides(1) == 4 && acc.strides(0) >= 0 && acc.strides(0) % 4 == 0,
+          "acc rows must be contiguous");
+  const GemmOutput o = make_output(out, rows, n, kind, bias, scale, offset, mult, shift,
+                                   zero_point, qmin, qmax, fmin, fmax);
+  const int32_t* data = static_cast<const int32_t*>(acc.data());
+  const size_t lda = static_cast<size_t>(acc.strides(0) / 4);
+  py::gil_scoped_release nogil;
+  requantize(active_kernels().gemm, data, rows, n, lda, o);
 }
 
 // The int32 case of py_gemm with a short argument list: small calls are
@@ -247,6 +274,11 @@ PYBIND11_MODULE(_qgemm, m) {
       .def("unpack", &py_unpack);
   m.def("pack", &py_pack);
   m.def("matmul", &py_matmul);
+  m.def("requantize", &py_requantize, py::arg("acc"), py::arg("out"), py::arg("kind"),
+        py::arg("bias") = py::none(), py::arg("scale") = py::none(), py::arg("offset") = py::none(),
+        py::arg("mult") = py::none(), py::arg("shift") = py::none(), py::arg("zero_point") = 0,
+        py::arg("qmin") = -128, py::arg("qmax") = 127, py::arg("fmin") = -INFINITY,
+        py::arg("fmax") = INFINITY);
   m.def("gemm", &py_gemm, py::arg("a"), py::arg("za"), py::arg("b"), py::arg("zb"), py::arg("out"),
         py::arg("kind") = 0, py::arg("bias") = py::none(), py::arg("scale") = py::none(),
         py::arg("offset") = py::none(), py::arg("mult") = py::none(), py::arg("shift") = py::none(),

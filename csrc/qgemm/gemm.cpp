@@ -30,6 +30,36 @@ const T* at_or_null(const std::vector<T>& v, size_t offset) {
   return v.empty() ? nullptr : v.data() + offset;
 }
 
+// Per-column output parameters padded to whole panels.
+struct ColumnParams {
+  std::vector<float> scale, offset;
+  std::vector<int32_t> mult, shift;
+  ColumnParams() = default;
+  ColumnParams(const GemmOutput& o, size_t n, size_t padded_n)
+      : scale(padded(o.scale, n, padded_n)),
+        offset(padded(o.offset, n, padded_n)),
+        mult(padded(o.mult, n, padded_n)),
+        shift(padded(o.shift, n, padded_n)) {}
+  void point_at(GemmEpilogue& ep, size_t j0) const {
+    ep.col_scale = at_or_null(scale, j0);
+    ep.col_offset = at_or_null(offset, j0);
+    ep.col_mult = at_or_null(mult, j0);
+    ep.col_shift = at_or_null(shift, j0);
+  }
+};
+
+GemmEpilogue epilogue_base(const GemmOutput& out) {
+  GemmEpilogue e{};
+  e.kind = out.kind;
+  e.zero_point = out.zero_point;
+  e.qmin = out.qmin;
+  e.qmax = out.qmax;
+  e.out_u8 = out.out_u8;
+  e.fmin = out.fmin;
+  e.fmax = out.fmax;
+  return e;
+}
+
 struct Plan {
   const GemmKernel& kern;
   const AOperand& a;
@@ -41,8 +71,7 @@ struct Plan {
   // Per-column epilogue data, padded to [panels * nr]:
   std::vector<int32_t> col_term;  // za_eff * colsum - bias
   std::vector<int32_t> col_zb;    // zb in the stored domain, empty if all zero
-  std::vector<float> col_scale, col_offset;
-  std::vector<int32_t> col_mult, col_shift;
+  ColumnParams cols;              // scale, offset, multiplier, shift
   GemmEpilogue base;              // the per-call fields of the epilogue
 };
 
@@ -89,10 +118,7 @@ void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
         GemmEpilogue ep = P.base;
         ep.col_term = P.col_term.data() + p * nr;
         ep.col_zb = at_or_null(P.col_zb, p * nr);
-        ep.col_scale = at_or_null(P.col_scale, p * nr);
-        ep.col_offset = at_or_null(P.col_offset, p * nr);
-        ep.col_mult = at_or_null(P.col_mult, p * nr);
-        ep.col_shift = at_or_null(P.col_shift, p * nr);
+        P.cols.point_at(ep, p * nr);
         for (size_t t = 0; t < tiles; ++t) {
           const int m = static_cast<int>(std::min(mr, mc - t * mr));
           ep.row_term = row_term.data() + t * mr;
@@ -116,7 +142,7 @@ void gemm(const GemmKernel& kern, const AOperand& a, int32_t za, const PackedB& 
   if (rows == 0 || N == 0) return;
   const size_t padded_n = b.panels * kern.nr;
   Plan P{kern, a, b, out, out.kind == kOutQuantFloat || out.kind == kOutQuantFixed ? 1u : 4u,
-         0, 0, {}, {}, {}, {}, {}, {}, GemmEpilogue{}};
+         0, 0, {}, {}, {}, GemmEpilogue{}};
   // K blocks keep partial sums in C, which only an int32 output can hold.
   const size_t k_rounded = (K + kern.kr - 1) / kern.kr * kern.kr;
   P.kc_max = out.kind == kOutInt32 ? std::min(kKc, k_rounded) : k_rounded;
@@ -132,17 +158,8 @@ void gemm(const GemmKernel& kern, const AOperand& a, int32_t za, const PackedB& 
     P.col_zb.assign(padded_n, 0);
     for (size_t j = 0; j < N; ++j) P.col_zb[j] = zb[zb_per_column ? j : 0] - zb_shift;
   }
-  P.col_scale = padded(out.scale, N, padded_n);
-  P.col_offset = padded(out.offset, N, padded_n);
-  P.col_mult = padded(out.mult, N, padded_n);
-  P.col_shift = padded(out.shift, N, padded_n);
-  P.base.kind = out.kind;
-  P.base.zero_point = out.zero_point;
-  P.base.qmin = out.qmin;
-  P.base.qmax = out.qmax;
-  P.base.out_u8 = out.out_u8;
-  P.base.fmin = out.fmin;
-  P.base.fmax = out.fmax;
+  P.cols = ColumnParams(out, N, padded_n);
+  P.base = epilogue_base(out);
   // Split rows across threads when there are enough, else split panels.
   const size_t threads = static_cast<size_t>(get_num_threads());
   const size_t mr = kern.mr;
@@ -159,6 +176,34 @@ void gemm(const GemmKernel& kern, const AOperand& a, int32_t za, const PackedB& 
     } else {
       const size_t p0 = b.panels * t / tasks, p1 = b.panels * (t + 1) / tasks;
       if (p0 < p1) run_block(P, 0, rows, p0, p1);
+    }
+  });
+}
+
+void requantize(const GemmKernel& kern, const int32_t* acc, size_t rows, size_t n, size_t lda,
+                const GemmOutput& out) {
+  if (rows == 0 || n == 0) return;
+  const size_t nr = kern.nr, panels = (n + nr - 1) / nr, padded_n = panels * nr;
+  const ColumnParams cols(out, n, padded_n);
+  std::vector<int32_t> col_term(padded_n, 0);  // minus the bias: see GemmEpilogue
+  for (size_t j = 0; j < n; ++j) col_term[j] = out.bias ? wrap_sub(0, out.bias[j]) : 0;
+  const GemmEpilogue base = epilogue_base(out);
+  const size_t out_bytes = out.kind == kOutQuantFloat || out.kind == kOutQuantFixed ? 1 : 4;
+  const size_t mr = kern.mr, row_blocks = (rows + mr - 1) / mr;
+  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t tasks = rows * n >= (size_t(1) << 18) ? std::min(threads, row_blocks) : 1;
+  parallel_for(tasks, [&](size_t t) {
+    for (size_t rb = row_blocks * t / tasks; rb < row_blocks * (t + 1) / tasks; ++rb) {
+      const size_t r0 = rb * mr;
+      const int m = static_cast<int>(std::min(mr, rows - r0));
+      for (size_t p = 0; p < panels; ++p) {
+        GemmEpilogue ep = base;
+        ep.col_term = col_term.data() + p * nr;
+        cols.point_at(ep, p * nr);
+        uint8_t* c = static_cast<uint8_t*>(out.data) + (r0 * out.ldc + p * nr) * out_bytes;
+        kern.epilogue(acc + r0 * lda + p * nr, lda, c, out.ldc, m,
+                      static_cast<int>(std::min(nr, n - p * nr)), &ep);
+      }
     }
   });
 }

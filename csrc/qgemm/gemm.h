@@ -44,4 +44,9 @@ struct GemmOutput {
 void gemm(const GemmKernel& kernel, const AOperand& a, int32_t za, const PackedB& b,
           const int32_t* zb, bool zb_per_column, const GemmOutput& out);
 
+// The output stage alone on int32 accumulators: acc is rows x n, rows lda
+// apart (bias, scale, ... as in GemmOutput; no zero-point algebra).
+void requantize(const GemmKernel& kernel, const int32_t* acc, size_t rows, size_t n, size_t lda,
+                const GemmOutput& out);
+
 }  // namespace qgemm

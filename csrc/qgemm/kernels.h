@@ -62,11 +62,17 @@ enum GemmFlags : int {
 using GemmMicroFn = void (*)(size_t k_groups, const void* a, const int8_t* b, void* c,
                              size_t ldc, int m, int n, int flags, const GemmEpilogue* ep);
 
+// The same epilogue on accumulators from memory (an m x n block, n <= nr,
+// rows lda apart; row_term unused): the standalone requantize.
+using GemmEpilogueFn = void (*)(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
+                                const GemmEpilogue* ep);
+
 struct GemmKernel {
   const char* name;
   int mr, nr, kr;
   int a_bytes;       // 2: A widened to int16 (u8 zero-extended); 1: A kept as int8
   GemmMicroFn micro;
+  GemmEpilogueFn epilogue;
 };
 
 struct Kernels {

@@ -13,6 +13,7 @@ from . import _qgemm
 from ._version import __version__
 from .gemm import PackedMatrix, matmul, pack
 from .quantization import QParams, choose_qparams, dequantize, qparams_from_range, quantize
+from .requant import qlinear_matmul, quantize_multiplier, requantize
 
 __all__ = [
     "__version__",
@@ -24,6 +25,9 @@ __all__ = [
     "dequantize",
     "pack",
     "matmul",
+    "qlinear_matmul",
+    "requantize",
+    "quantize_multiplier",
     "cpu_info",
     "get_num_threads",
     "set_num_threads",

@@ -299,6 +299,53 @@ static void test_gemm(const Kernels& kern) {
     }
 }
 
+// The standalone output stage against the reference, on accumulators that
+// include the int32 extremes.
+static void test_requantize(const Kernels& kern) {
+  for (int kind = 0; kind <= 3; ++kind)
+    for (size_t n : {1, 7, 16, 17, 40}) {
+      const size_t rows = 13, lda = n + 2;
+      std::vector<int32_t> acc(rows * lda), bias(n), mult(n), shift(n);
+      std::vector<float> scale(n), offset(n);
+      for (auto& v : acc) {
+        const int pick = rand_int(0, 9);
+        v = pick == 0 ? INT32_MIN : pick == 1 ? INT32_MAX : rand_int(-2000000000, 2000000000) >> rand_int(0, 24);
+      }
+      for (size_t j = 0; j < n; ++j) {
+        bias[j] = rand_int(-1000, 1000);
+        scale[j] = std::ldexp(1.0f + rand_int(0, 999) / 1000.0f, rand_int(-24, -4));
+        offset[j] = rand_int(-999, 999) * 0.25f;
+        mult[j] = j == 0 ? INT32_MIN : rand_int(1 << 30, 0x7FFFFFFF);
+        shift[j] = rand_int(-31, 4);
+      }
+      GemmOutput out;
+      out.kind = kind;
+      out.out_u8 = n % 2;
+      out.zero_point = out.out_u8 ? 200 : -5;
+      out.qmin = out.out_u8 ? 0 : -128;
+      out.qmax = out.out_u8 ? 255 : 100;
+      out.bias = kind == kOutFloat32 ? nullptr : bias.data();  // int bias would wrap INT32_MAX
+      out.scale = scale.data();
+      out.offset = kind == kOutQuantFixed ? nullptr : offset.data();
+      out.mult = mult.data();
+      out.shift = shift.data();
+      const size_t esize = (kind == kOutQuantFloat || kind == kOutQuantFixed) ? 1 : 4;
+      std::vector<uint8_t> c(rows * n * esize + 1, 0x5A), want(4);
+      out.data = c.data();
+      out.ldc = n;
+      requantize(kern.gemm, acc.data(), rows, n, lda, out);
+      bool ok = c.back() == 0x5A;
+      for (size_t r = 0; r < rows && ok; ++r)
+        for (size_t j = 0; j < n && ok; ++j) {
+          reference_output(acc[r * lda + j], j, out, want.data());
+          ok = std::memcmp(&c[(r * n + j) * esize], want.data(), esize) == 0;
+          if (!ok) std::printf("  requantize mismatch r=%zu j=%zu acc=%d\n", r, j, acc[r * lda + j]);
+        }
+      check(ok, std::string(kern.gemm.name) + " requantize kind=" + std::to_string(kind) +
+                    " n=" + std::to_string(n));
+    }
+}
+
 int main() {
   const Kernels& ref = scalar_kernels();
   std::printf("CPU ISAs available:");
@@ -311,6 +358,7 @@ int main() {
       const int before = g_failed;
       test_quantize(k, ref);
       test_gemm(k);
+      test_requantize(k);
       std::printf("%s (%s, %d threads): %s\n", isa_name(isa), k.gemm.name, threads,
                   g_failed == before ? "ok" : "FAILED");
     }

@@ -194,10 +194,24 @@ void gemm_s8s8_6x16c2_avx2(size_t k_groups, const void* a_packed, const int8_t* 
   }
 }
 
+void epilogue_avx2(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
+                   const GemmEpilogue* ep) {
+  alignas(32) int32_t tmp[kNr] = {};
+  for (int i = 0; i < m; ++i) {
+    const int32_t* row = acc + i * lda;
+    if (n < kNr) {  // never read past the caller's n columns
+      for (int j = 0; j < n; ++j) tmp[j] = row[j];
+      row = tmp;
+    }
+    store_row(c, ldc, i, load8(row), load8(row + 8), n, kGemmFinal, ep);
+  }
+}
+
 }  // namespace
 
 const GemmKernel& avx2_gemm_kernel() {
-  static const GemmKernel k = {"gemm_s8s8_6x16c2_avx2", kMr, kNr, kKr, 2, gemm_s8s8_6x16c2_avx2};
+  static const GemmKernel k = {"gemm_s8s8_6x16c2_avx2", kMr, kNr, kKr, 2, gemm_s8s8_6x16c2_avx2,
+                               epilogue_avx2};
   return k;
 }
 

@@ -28,10 +28,16 @@ void gemm_s8s8_4x8c2_scalar(size_t k_groups, const void* a_packed, const int8_t*
     }
 }
 
+void epilogue_scalar(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
+                     const GemmEpilogue* ep) {
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) store_output(acc[i * lda + j], i, j, c, ldc, kGemmFinal, ep);
+}
+
 }  // namespace
 
 extern const GemmKernel kGemmS8S8_4x8c2_Scalar;
 const GemmKernel kGemmS8S8_4x8c2_Scalar = {"gemm_s8s8_4x8c2_scalar", kMr, kNr, kKr, 2,
-                                           gemm_s8s8_4x8c2_scalar};
+                                           gemm_s8s8_4x8c2_scalar, epilogue_scalar};
 
 }  // namespace qgemm
