@@ -138,6 +138,23 @@ def test_packed_matrix_inspectable_pickles_and_is_compact(rng):
     assert qgemm.pack(b, 7).zero_point == 7
 
 
+def test_large_outputs_from_the_buffer_pool_are_independent(rng):
+    # Outputs of 1 MiB and more come from a pool of reused blocks: results
+    # must stay valid and distinct while alive, and reuse must be safe after.
+    a, b = rand_q(rng, (600, 64), "int8"), rand_q(rng, (64, 600), "int8")
+    first = qgemm.matmul(a, b)
+    second = qgemm.matmul(a, b, 1, 1)
+    assert not np.shares_memory(first, second)
+    np.testing.assert_array_equal(first, reference(a, b, 0, 0))
+    np.testing.assert_array_equal(second, reference(a, b, 1, 1))
+    del first
+    third = qgemm.matmul(a, b, 2, 2)
+    np.testing.assert_array_equal(second, reference(a, b, 1, 1))
+    np.testing.assert_array_equal(third, reference(a, b, 2, 2))
+    y = qgemm.qlinear_matmul(a, 0.1, 0, b, 0.1, 0, 1.0, 0, out_dtype="float32")
+    np.testing.assert_array_equal(y, (reference(a, b, 0, 0).astype(np.float32) * np.float32(0.1 * np.float32(0.1))))
+
+
 def test_threads_give_identical_results(rng):
     a, b = rand_q(rng, (300, 700), "int8"), rand_q(rng, (700, 260), "uint8")
     before = qgemm.get_num_threads()

@@ -14,7 +14,8 @@ _POOL_MIN_BYTES = 1 << 20  # below this, malloc's own caching is as good
 
 
 def empty(shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    nbytes = np.dtype(dtype).itemsize
+    dtype = np.dtype(dtype)
+    nbytes = dtype.itemsize
     for d in shape:
         nbytes *= d
     if nbytes < _POOL_MIN_BYTES:
