@@ -142,9 +142,10 @@ def _stage(n: int, ab_scale: np.ndarray, y_scale: Any, y_zero_point: Any, bias: 
 
 
 def _fixed_point(real: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-column Q31 multipliers and shifts."""
-    pairs = [quantize_multiplier(r) for r in real]
-    return np.array([p[0] for p in pairs], np.int32), np.array([p[1] for p in pairs], np.int32)
+    """Per-column Q31 multipliers and shifts (one conversion per distinct value)."""
+    values, index = np.unique(real, return_inverse=True)
+    pairs = np.array([quantize_multiplier(r) for r in values], np.int64).reshape(-1, 2)
+    return pairs[index, 0].astype(np.int32), pairs[index, 1].astype(np.int32)
 
 
 def _int32_bias(b: np.ndarray) -> np.ndarray:
