@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from . import _qgemm
+from . import _qgemm, nn, observers
 from ._version import __version__
 from .gemm import PackedMatrix, matmul, pack
 from .quantization import QParams, choose_qparams, dequantize, qparams_from_range, quantize
+from .qtensor import QTensor
 from .requant import qlinear_matmul, quantize_multiplier, requantize
 
 __all__ = [
     "__version__",
     "QParams",
+    "QTensor",
+    "nn",
+    "observers",
     "PackedMatrix",
     "choose_qparams",
     "qparams_from_range",

@@ -1,0 +1,190 @@
+"""A quantized Linear layer for NumPy: ``y = x @ W.T + b`` with int8 weights.
+
+Dynamic mode (default): float32 in, float32 out. Each call chooses uint8
+parameters from the batch's own range (full 8 bits: the GEMM is exact, so
+there is no need for PyTorch's 7-bit ``reduce_range``), quantizes the input,
+and runs one exact int8 GEMM whose epilogue dequantizes and adds the bias.
+
+Static mode: after :meth:`Linear.calibrate` (or :meth:`Linear.set_static`),
+quantized int8/uint8 in, quantized out through :func:`qgemm.qlinear_matmul`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Optional
+
+import numpy as np
+
+from . import _checks, _memory, _qgemm
+from .gemm import PackedMatrix, pack
+from .observers import MinMax, Observer
+from .quantization import QParams, choose_qparams, qparams_from_range, quantize
+from .requant import Activation, _activation_bounds, qlinear_matmul
+
+
+class Linear:
+    """``y = x @ weight.T + bias`` with ``weight`` (out_features, in_features) quantized to int8."""
+
+    def __init__(self, weight_q: np.ndarray, weight_qparams: QParams, bias: Optional[np.ndarray] = None,
+                 activation: Activation = None):
+        w = _checks.quantized_array(weight_q, "weight_q")
+        if w.ndim != 2:
+            raise ValueError(f"weight_q must be 2-D (out_features, in_features), got shape {w.shape}")
+        if weight_qparams.axis not in (None, 0):
+            raise ValueError("weight_qparams must be per tensor or per output channel (axis=0)")
+        self.out_features, self.in_features = w.shape
+        self.weight_q = w
+        self.weight_qparams = weight_qparams
+        self.bias = None if bias is None else _checks.float_array(bias, "bias").astype(np.float32)
+        if self.bias is not None and self.bias.shape != (self.out_features,):
+            raise ValueError(f"bias must have shape ({self.out_features},), got {self.bias.shape}")
+        self.activation = activation
+        self.input_qparams: Optional[QParams] = None
+        self.output_qparams: Optional[QParams] = None
+        # B = W.T (in, out), packed once; per-channel weight zero points become per column.
+        self._packed: PackedMatrix = pack(w.T, weight_qparams.zero_point)
+        self._w_scale = np.broadcast_to(np.asarray(weight_qparams.scale, np.float32),
+                                        (self.out_features,)).copy()
+        # Dynamic mode's output stage, minus the per-call activation scale.
+        self._fmin, self._fmax = _activation_bounds(activation, None, 0, 0, 0, quantized=False)
+
+    # ---- construction ---------------------------------------------------------
+
+    @classmethod
+    def from_float(cls, weight: Any, bias: Any = None, per_channel: bool = True, dtype: Any = "int8",
+                   symmetric: bool = True, activation: Activation = None) -> "Linear":
+        """Quantizes a float weight (out_features, in_features): symmetric per output
+        channel by default."""
+        w = _checks.float_array(weight, "weight")
+        if w.ndim != 2:
+            raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {w.shape}")
+        qp = choose_qparams(w, dtype=dtype, symmetric=symmetric, axis=0 if per_channel else None)
+        wq = quantize(w, qp.scale, qp.zero_point, dtype=qp.dtype, axis=qp.axis)
+        return cls(wq, qp, None if bias is None else np.asarray(bias, np.float32), activation)
+
+    @classmethod
+    def from_torch(cls, module: Any, **kwargs: Any) -> "Linear":
+        """From a ``torch.nn.Linear`` (read through its tensors; qgemm does not import torch)."""
+        weight = module.weight.detach().cpu().numpy()
+        bias = None if module.bias is None else module.bias.detach().cpu().numpy()
+        return cls.from_float(weight, bias, **kwargs)
+
+    # ---- dynamic mode ----------------------------------------------------------
+
+    def __call__(self, x: Any) -> np.ndarray:
+        """Dynamic mode: float in (..., in_features), float32 out (..., out_features)."""
+        xf = _checks.float_array(x, "x")
+        if xf.ndim < 1 or xf.shape[-1] != self.in_features:
+            raise ValueError(f"x must have shape (..., {self.in_features}), got {xf.shape}")
+        x2 = np.ascontiguousarray(xf.reshape(-1, self.in_features), dtype=np.float32)
+        rows = x2.shape[0]
+        y = _memory.empty((rows, self.out_features), np.float32)
+        if rows and self.out_features:
+            lo, hi = (float(x2.min()), float(x2.max())) if x2.size else (0.0, 0.0)
+            # Full 8-bit affine uint8 from the batch's range (NaN: ignored by the slow path).
+            qp = (qparams_from_range(lo, hi, "uint8") if np.isfinite(lo) and np.isfinite(hi)
+                  else choose_qparams(x2, dtype="uint8"))
+            sx, zx = np.float32(qp.scale), int(qp.zero_point)
+            xq = _memory.empty(x2.shape, np.uint8)
+            if x2.size:
+                _qgemm.quantize(x2, xq, 1, x2.size, np.array([sx], np.float32), np.array([zx], np.int32))
+            # The epilogue dequantizes: acc * (sx * w_scale) + bias, then the activation clamp.
+            _qgemm.gemm(xq[None], zx, self._packed._packed, self._packed._zero_point, y, kind=1,
+                        scale=(sx * self._w_scale).astype(np.float32), offset=self.bias,
+                        fmin=self._fmin, fmax=self._fmax)
+        return y.reshape(xf.shape[:-1] + (self.out_features,))
+
+    forward = __call__
+
+    # ---- static mode -----------------------------------------------------------
+
+    def calibrate(self, batches: Iterable[Any], observer: Optional[Observer] = None,
+                  dtype: Any = "uint8") -> "Linear":
+        """Static mode: observes float input batches (default: min-max), sets the input
+        and output parameters (affine, ``dtype``)."""
+        obs_in = observer if observer is not None else MinMax()
+        obs_out = MinMax()
+        for batch in batches:
+            xb = _checks.float_array(batch, "batch").astype(np.float32, copy=False)
+            obs_in.update(xb)
+            obs_out.update(self(xb))
+        if obs_in._channels is None:
+            raise ValueError("calibrate needs at least one batch")
+        return self.set_static(obs_in.qparams(dtype), obs_out.qparams(dtype))
+
+    def set_static(self, input_qparams: QParams, output_qparams: QParams) -> "Linear":
+        for name, qp in (("input_qparams", input_qparams), ("output_qparams", output_qparams)):
+            if not isinstance(qp, QParams) or qp.axis is not None:
+                raise ValueError(f"{name} must be per-tensor QParams")
+        self.input_qparams, self.output_qparams = input_qparams, output_qparams
+        return self
+
+    def quantize_input(self, x: Any) -> np.ndarray:
+        qp = self._static()[0]
+        return quantize(x, qp.scale, qp.zero_point, dtype=qp.dtype)
+
+    def forward_quantized(self, xq: Any) -> np.ndarray:
+        """Static mode: quantized input (input_qparams) -> quantized output (output_qparams)."""
+        qi, qo = self._static()
+        xv = _checks.quantized_array(xq, "xq")
+        if xv.dtype.name != qi.dtype:
+            raise TypeError(f"xq must be {qi.dtype} (the input_qparams dtype), got {xv.dtype}")
+        if xv.ndim < 1 or xv.shape[-1] != self.in_features:
+            raise ValueError(f"xq must have shape (..., {self.in_features}), got {xv.shape}")
+        x2 = xv.reshape(-1, self.in_features)
+        y = qlinear_matmul(x2, qi.scale, qi.zero_point, self._packed, self._w_scale, None,
+                           qo.scale, qo.zero_point, bias=self.bias, activation=self.activation,
+                           out_dtype=qo.dtype)
+        return y.reshape(xv.shape[:-1] + (self.out_features,))
+
+    def _static(self):
+        if self.input_qparams is None or self.output_qparams is None:
+            raise RuntimeError("static mode needs calibrate() or set_static() first")
+        return self.input_qparams, self.output_qparams
+
+    # ---- state ---------------------------------------------------------------------
+
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """Plain arrays (savable with ``np.savez``)."""
+        p = self.weight_qparams
+        d = {"weight_q": self.weight_q, "weight_scale": np.asarray(p.scale, np.float32),
+             "weight_zero_point": np.asarray(p.zero_point, np.int32),
+             "weight_axis": np.int64(-1 if p.axis is None else p.axis)}
+        if self.bias is not None:
+            d["bias"] = self.bias
+        for name, qp in (("input", self.input_qparams), ("output", self.output_qparams)):
+            if qp is not None:
+                d[f"{name}_scale"] = np.float32(qp.scale)
+                d[f"{name}_zero_point"] = np.int32(qp.zero_point)
+                d[f"{name}_dtype"] = np.array(qp.dtype)
+        return d
+
+    @classmethod
+    def from_state_dict(cls, d: Dict[str, Any], activation: Activation = None) -> "Linear":
+        wq = np.asarray(d["weight_q"])
+        axis = int(d["weight_axis"])
+        if axis < 0:
+            qp = QParams(np.float32(d["weight_scale"]), int(d["weight_zero_point"]), wq.dtype.name, None)
+        else:
+            qp = QParams(np.asarray(d["weight_scale"], np.float32), np.asarray(d["weight_zero_point"], np.int32),
+                         wq.dtype.name, axis)
+        lin = cls(wq, qp, d.get("bias"), activation)
+        lin.load_state_dict(d)
+        return lin
+
+    def load_state_dict(self, d: Dict[str, Any]) -> "Linear":
+        """Loads static parameters (and checks the weights match)."""
+        if not np.array_equal(np.asarray(d["weight_q"]), self.weight_q):
+            fresh = Linear.from_state_dict({k: v for k, v in d.items() if not k.startswith(("input", "output"))},
+                                           self.activation)
+            self.__dict__.update(fresh.__dict__)
+        for name in ("input", "output"):
+            if f"{name}_scale" in d:
+                qp = QParams(np.float32(d[f"{name}_scale"]), int(d[f"{name}_zero_point"]),
+                             str(np.asarray(d[f"{name}_dtype"])), None)
+                setattr(self, f"{name}_qparams", qp)
+        return self
+
+    def __repr__(self) -> str:
+        return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
+                f"weight={self.weight_q.dtype}, per_channel={self.weight_qparams.axis is not None})")
