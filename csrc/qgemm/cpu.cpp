@@ -9,6 +9,9 @@
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #endif
+#if defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
 
 namespace qgemm {
 
@@ -52,6 +55,10 @@ CpuFeatures detect() {
   f.neon = true;  // Advanced SIMD is mandatory on AArch64
 #if defined(__linux__)
   f.dotprod = getauxval(AT_HWCAP) & (1ul << 20);  // HWCAP_ASIMDDP
+#elif defined(__APPLE__)
+  int has = 0;
+  size_t size = sizeof(has);
+  f.dotprod = sysctlbyname("hw.optional.arm.FEAT_DotProd", &has, &size, nullptr, 0) == 0 && has;
 #endif
 #endif
   return f;

@@ -11,7 +11,8 @@ namespace qgemm {
 namespace {
 
 constexpr size_t kKc = 2048;  // K block (measured: fewer, longer blocks beat an L1-sized B slice)
-constexpr int kMcTiles = 16;          // M block = 16 tiles: the packed A block stays in L2
+constexpr size_t kMcBytes = 256 << 10;  // M block: the packed A block (mc x kc) stays in L2
+constexpr size_t kMcMaxTiles = 16;
 constexpr size_t kMinParallelMacs = size_t(1) << 19;  // below this, threads cost more than they give
 
 // A per-column array padded with zeros to whole panels (empty if src is null).
@@ -79,8 +80,10 @@ struct Plan {
 void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
   const GemmKernel& kern = P.kern;
   const size_t K = P.a.k, mr = kern.mr, nr = kern.nr;
-  const size_t mc_max = mr * kMcTiles;
   const size_t kc_max = P.kc_max;
+  const size_t mc_tiles = std::max<size_t>(
+      1, std::min(kMcMaxTiles, kMcBytes / std::max<size_t>(1, mr * kc_max * kern.a_bytes)));
+  const size_t mc_max = mr * mc_tiles;
   thread_local std::vector<int64_t> a_buf;  // int64 for alignment
   const size_t a_block_bytes = mc_max * kc_max * kern.a_bytes;
   if (a_buf.size() * 8 < a_block_bytes) a_buf.resize(a_block_bytes / 8 + 1);
