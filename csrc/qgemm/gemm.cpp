@@ -148,7 +148,10 @@ void gemm(const GemmKernel& kern, const AOperand& a, int32_t za, const PackedB& 
          0, 0, {}, {}, {}, GemmEpilogue{}};
   // K blocks keep partial sums in C, which only an int32 output can hold.
   const size_t k_rounded = (K + kern.kr - 1) / kern.kr * kern.kr;
-  P.kc_max = out.kind == kOutInt32 ? std::min(kKc, k_rounded) : k_rounded;
+  // Few rows (GEMV-like): no K blocks either, so that each thread streams its
+  // part of B once, front to back.
+  const bool few_rows = rows <= static_cast<size_t>(2 * kern.mr);
+  P.kc_max = out.kind == kOutInt32 && !few_rows ? std::min(kKc, k_rounded) : k_rounded;
   // Stored-domain zero points: int8 A / B flip uint8 by -128 (see pack.h).
   P.za_eff = (kern.a_bytes == 1 && a.is_u8) ? za - 128 : za;
   const int32_t zb_shift = b.is_u8 ? 128 : 0;
