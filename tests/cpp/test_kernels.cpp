@@ -105,6 +105,22 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
             "dequantize per-element " + tag);
     }
   }
+  // Large calls take the streaming-store path when the output is 32-byte aligned.
+  for (size_t misalign : {0, 1}) {
+    const size_t n = (size_t(1) << 20) + 77;
+    std::vector<float> x = quantize_inputs(n, 0.05f);
+    std::vector<uint8_t> gbuf(n + 64), wbuf(n + 64);
+    std::vector<float> fgot_buf(n + 64), fwant(n);
+    uint8_t* got = gbuf.data() + (32 - reinterpret_cast<uintptr_t>(gbuf.data()) % 32) % 32 + misalign;
+    float* fgot = fgot_buf.data() + (32 - reinterpret_cast<uintptr_t>(fgot_buf.data()) % 32) % 32 / 4 + misalign;
+    k.quant.f32_to_u8(x.data(), got, n, 0.05f, 131);
+    ref.quant.f32_to_u8(x.data(), wbuf.data(), n, 0.05f, 131);
+    check(std::memcmp(got, wbuf.data(), n) == 0, isa + " quantize large, misalign=" + std::to_string(misalign));
+    k.quant.u8_to_f32(got, fgot, n, 0.05f, 131);
+    ref.quant.u8_to_f32(got, fwant.data(), n, 0.05f, 131);
+    check(std::memcmp(fgot, fwant.data(), n * 4) == 0,
+          isa + " dequantize large, misalign=" + std::to_string(misalign));
+  }
   // The threaded, per-channel entry point against element-wise reference.
   for (size_t inner : {1, 3, 64, 1000}) {
     const size_t channels = 5, outer = 70, n = outer * channels * inner;

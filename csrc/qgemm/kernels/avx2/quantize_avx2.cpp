@@ -5,7 +5,9 @@
 // Compiled with -mavx2 -mfma: only reached after run-time detection.
 #include <immintrin.h>
 
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "qgemm/kernels.h"
 
@@ -13,6 +15,8 @@ namespace qgemm {
 namespace {
 
 constexpr size_t kStep = 32;
+constexpr size_t kStreamMin = size_t(1) << 20;  // elements per call
+constexpr int kPrefetchBytes = 2048;
 
 // Parameters for 8 lanes: scale, float clamp bounds, zero point.
 struct Lanes {
@@ -36,12 +40,14 @@ inline __m256i quantize8(__m256 x, const Lanes& p) {
 
 // 32 floats -> 32 bytes. Values are already in range: the saturating packs
 // only narrow. The permute undoes the packs' per-lane interleaving.
-template <bool kU8>
+template <bool kU8, bool kStream>
 inline void store32(void* y, __m256i q0, __m256i q1, __m256i q2, __m256i q3) {
   const __m256i w01 = _mm256_packs_epi32(q0, q1), w23 = _mm256_packs_epi32(q2, q3);
   const __m256i b = kU8 ? _mm256_packus_epi16(w01, w23) : _mm256_packs_epi16(w01, w23);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  _mm256_storeu_si256(static_cast<__m256i*>(y), _mm256_permutevar8x32_epi32(b, order));
+  const __m256i v = _mm256_permutevar8x32_epi32(b, order);
+  if (kStream) _mm256_stream_si256(static_cast<__m256i*>(y), v);
+  else _mm256_storeu_si256(static_cast<__m256i*>(y), v);
 }
 
 template <class T, bool kVec>
@@ -50,7 +56,7 @@ void quantize_f32(const float* x, T* y, size_t n, const float* scale, const int3
   Lanes p[4];
   if (!kVec)
     for (auto& l : p) l = lanes_from<kU8>(_mm256_set1_ps(scale[0]), _mm256_set1_epi32(zp[0]));
-  auto step = [&](const float* xs, const float* ss, const int32_t* zs, void* out) {
+  auto step = [&](const float* xs, const float* ss, const int32_t* zs, void* out, auto stream) {
     __m256i q[4];
     for (int j = 0; j < 4; ++j) {
       if (kVec)
@@ -58,11 +64,22 @@ void quantize_f32(const float* x, T* y, size_t n, const float* scale, const int3
                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zs + 8 * j)));
       q[j] = quantize8(_mm256_loadu_ps(xs + 8 * j), p[j]);
     }
-    store32<kU8>(out, q[0], q[1], q[2], q[3]);
+    _mm_prefetch(reinterpret_cast<const char*>(xs) + kPrefetchBytes, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(xs) + kPrefetchBytes + 64, _MM_HINT_T0);
+    store32<kU8, decltype(stream)::value>(out, q[0], q[1], q[2], q[3]);
   };
+  using Plain = std::false_type;
+  using Stream = std::true_type;
   size_t i = 0;
+  // Large outputs bypass the caches (no read-for-ownership of lines that are
+  // only written): the input stream then has the memory bandwidth to itself.
+  if (n >= kStreamMin && reinterpret_cast<uintptr_t>(y) % 32 == 0) {
+    for (; i + kStep <= n; i += kStep)
+      step(x + i, kVec ? scale + i : nullptr, kVec ? zp + i : nullptr, y + i, Stream());
+    _mm_sfence();
+  }
   for (; i + kStep <= n; i += kStep)
-    step(x + i, kVec ? scale + i : nullptr, kVec ? zp + i : nullptr, y + i);
+    step(x + i, kVec ? scale + i : nullptr, kVec ? zp + i : nullptr, y + i, Plain());
   if (i < n) {
     const size_t rest = n - i;
     float xs[kStep] = {}, ss[kStep];
@@ -74,7 +91,7 @@ void quantize_f32(const float* x, T* y, size_t n, const float* scale, const int3
       std::memcpy(ss, scale + i, rest * sizeof(float));
       std::memcpy(zs, zp + i, rest * sizeof(int32_t));
     }
-    step(xs, ss, zs, out);
+    step(xs, ss, zs, out, Plain());
     std::memcpy(y + i, out, rest * sizeof(T));
   }
 }
@@ -89,17 +106,25 @@ template <class T, bool kVec>
 void dequantize_f32(const T* q, float* y, size_t n, const float* scale, const int32_t* zp) {
   const __m256 s1 = _mm256_set1_ps(kVec ? 1.0f : scale[0]);
   const __m256i z1 = _mm256_set1_epi32(kVec ? 0 : zp[0]);
-  auto step = [&](const T* qs, const float* ss, const int32_t* zs, float* out) {
+  auto step = [&](const T* qs, const float* ss, const int32_t* zs, float* out, auto stream) {
     for (int j = 0; j < 4; ++j) {
       const __m256 s = kVec ? _mm256_loadu_ps(ss + 8 * j) : s1;
       const __m256i z = kVec ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zs + 8 * j)) : z1;
-      const __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(widen8(qs + 8 * j), z));
-      _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(v, s));
+      const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(widen8(qs + 8 * j), z)), s);
+      if (decltype(stream)::value) _mm256_stream_ps(out + 8 * j, v);
+      else _mm256_storeu_ps(out + 8 * j, v);
     }
   };
+  using Plain = std::false_type;
+  using Stream = std::true_type;
   size_t i = 0;
+  if (n >= kStreamMin && reinterpret_cast<uintptr_t>(y) % 32 == 0) {  // see quantize_f32
+    for (; i + kStep <= n; i += kStep)
+      step(q + i, kVec ? scale + i : nullptr, kVec ? zp + i : nullptr, y + i, Stream());
+    _mm_sfence();
+  }
   for (; i + kStep <= n; i += kStep)
-    step(q + i, kVec ? scale + i : nullptr, kVec ? zp + i : nullptr, y + i);
+    step(q + i, kVec ? scale + i : nullptr, kVec ? zp + i : nullptr, y + i, Plain());
   if (i < n) {
     const size_t rest = n - i;
     T qs[kStep] = {};
@@ -110,7 +135,7 @@ void dequantize_f32(const T* q, float* y, size_t n, const float* scale, const in
       std::memcpy(ss, scale + i, rest * sizeof(float));
       std::memcpy(zs, zp + i, rest * sizeof(int32_t));
     }
-    step(qs, ss, zs, out);
+    step(qs, ss, zs, out, Plain());
     std::memcpy(y + i, out, rest * sizeof(float));
   }
 }
