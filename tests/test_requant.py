@@ -134,7 +134,11 @@ def test_full_range_u8s8_exact_where_onnxruntime_saturates(rng):
     want = ref_float(exact_acc(a, b, 0, 0), np.float32(1 / 64), 128, 0, 255)
     np.testing.assert_array_equal(ours, want)
     theirs = ort_qlinear_matmul(a, sa, za, b, sb, zb, sy, np.array(128, np.uint8))
-    assert not np.array_equal(theirs, want), "ONNX Runtime was exact here: the saturation demo needs new data"
+    if np.array_equal(theirs, want):
+        # With AVX-512 VNNI / AVX-VNNI (vpdpbusd accumulates in int32) ONNX
+        # Runtime is exact too; its saturating vpmaddubsw path is AVX2-only.
+        pytest.skip("this ONNX Runtime build computed u8 x s8 exactly on this CPU (no saturating path)")
+    assert not np.array_equal(theirs, want)
 
 
 # ---- fixed point ---------------------------------------------------------------
