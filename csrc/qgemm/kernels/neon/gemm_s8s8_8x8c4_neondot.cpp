@@ -1,0 +1,80 @@
+// ARMv8.2 dotprod GEMM microkernel, exact for every int8/uint8 input: an 8x8
+// int32 tile, K in groups of 4, A and B both packed as int8 (uint8 flipped
+// by ^0x80; the driver moves the zero points). sdot adds 4 int8 products
+// straight into int32 lanes, so nothing narrower than int32 ever holds a
+// sum (int32 wraps modulo 2^32 like the rest of the pipeline).
+// Compiled with -march=armv8.2-a+dotprod: only reached after HWCAP detection.
+#include <arm_neon.h>
+
+#include <cstdint>
+
+#include "qgemm/kernels.h"
+#include "qgemm/kernels/neon/epilogue_neon.h"
+#include "qgemm/kernels/neon/static_for.h"
+
+namespace qgemm {
+namespace {
+
+constexpr int kMr = 8, kNr = 8, kKr = 4;
+
+// One K group for the M live rows. A group: rows 0-3 then rows 4-7, 4 bytes
+// each; B group: columns 0-3 then 4-7. Row i takes lane i % 4 of its half.
+template <int M>
+QGEMM_NEON_INLINE void step(int32x4_t (&acc)[M][2], const int8_t* a, const int8_t* b) {
+  const int8x16_t b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16);
+  const int8x16_t a0 = vld1q_s8(a);
+  const int8x16_t a1 = M > 4 ? vld1q_s8(a + 16) : a0;
+  static_for<M>([&](auto I) {
+    constexpr int i = decltype(I)::value;
+    const int8x16_t ai = i < 4 ? a0 : a1;
+    acc[i][0] = vdotq_laneq_s32(acc[i][0], b0, ai, i % 4);
+    acc[i][1] = vdotq_laneq_s32(acc[i][1], b1, ai, i % 4);
+  });
+}
+
+// M live rows (1..8): fewer rows, fewer dot products (small M / GEMV).
+template <int M>
+void tile(size_t k_groups, const int8_t* a, const int8_t* b, void* c, size_t ldc, int n,
+          int flags, const GemmEpilogue* ep) {
+  int32x4_t acc[M][2];
+  static_for<M>([&](auto I) {
+    acc[decltype(I)::value][0] = acc[decltype(I)::value][1] = vdupq_n_s32(0);
+  });
+  size_t g = 0;
+  for (; g + 2 <= k_groups; g += 2) {  // two groups per iteration: less loop overhead
+    step<M>(acc, a, b);
+    step<M>(acc, a + kMr * kKr, b + kNr * kKr);
+    a += 2 * kMr * kKr;
+    b += 2 * kNr * kKr;
+  }
+  if (g < k_groups) step<M>(acc, a, b);
+  static_for<M>([&](auto I) {
+    constexpr int i = decltype(I)::value;
+    store_row<2>(c, ldc, i, AccRow<2>{{acc[i][0], acc[i][1]}}, n, flags, ep);
+  });
+}
+
+void gemm_s8s8_8x8c4_neondot(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
+                             size_t ldc, int m, int n, int flags, const GemmEpilogue* ep) {
+  const int8_t* a = static_cast<const int8_t*>(a_packed);
+  switch (m) {
+    case 1: return tile<1>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 2: return tile<2>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 3: return tile<3>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 4: return tile<4>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 5: return tile<5>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 6: return tile<6>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 7: return tile<7>(k_groups, a, b, c, ldc, n, flags, ep);
+    default: return tile<8>(k_groups, a, b, c, ldc, n, flags, ep);
+  }
+}
+
+}  // namespace
+
+const GemmKernel& neondot_gemm_kernel() {
+  static const GemmKernel k = {"gemm_s8s8_8x8c4_neondot", kMr, kNr, kKr, 1,
+                               gemm_s8s8_8x8c4_neondot, epilogue_rows<kNr / 4>};
+  return k;
+}
+
+}  // namespace qgemm
