@@ -15,10 +15,14 @@
 
 namespace qgemm {
 
+// Every ISA, worst to best within each architecture.
+constexpr Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512_vnni, Isa::neon, Isa::neon_dotprod};
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::scalar: return "scalar";
     case Isa::avx2: return "avx2";
+    case Isa::avx512_vnni: return "avx512_vnni";
     case Isa::neon: return "neon";
     case Isa::neon_dotprod: return "neon_dotprod";
   }
@@ -26,9 +30,10 @@ const char* isa_name(Isa isa) {
 }
 
 Isa parse_isa(const std::string& name) {
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::neon, Isa::neon_dotprod})
+  for (Isa isa : kAllIsas)
     if (name == isa_name(isa)) return isa;
-  throw std::invalid_argument("QGEMM_ISA must be one of scalar, avx2, neon, neon_dotprod; got '" +
+  throw std::invalid_argument(
+      "QGEMM_ISA must be one of scalar, avx2, avx512_vnni, neon, neon_dotprod; got '" +
                               name + "'");
 }
 
@@ -40,15 +45,20 @@ CpuFeatures detect() {
   unsigned a, b, c, d;
   if (__get_cpuid(1, &a, &b, &c, &d)) {
     const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28);
-    bool ymm_enabled = false;
+    bool ymm_enabled = false, zmm_enabled = false;
     if (osxsave) {
       // xgetbv by hand: _xgetbv needs -mxsave, and this file has no ISA flags.
       unsigned lo, hi;
       __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-      ymm_enabled = (lo & 0x6) == 0x6;  // XMM and YMM state saved by the OS
+      ymm_enabled = (lo & 0x6) == 0x6;     // XMM and YMM state saved by the OS
+      zmm_enabled = (lo & 0xE6) == 0xE6;  // plus opmask, ZMM0-15 upper halves, ZMM16-31
     }
-    if (fma && avx && ymm_enabled && __get_cpuid_count(7, 0, &a, &b, &c, &d))
+    if (fma && avx && ymm_enabled && __get_cpuid_count(7, 0, &a, &b, &c, &d)) {
       f.avx2 = b & (1u << 5);
+      const bool f512 = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30),
+                 vl = b & (1u << 31), vnni = c & (1u << 11);
+      f.avx512_vnni = f.avx2 && zmm_enabled && f512 && dq && bw && vl && vnni;
+    }
   }
 #endif
 #if defined(__aarch64__)
@@ -77,6 +87,7 @@ bool isa_available(Isa isa) {
     case Isa::scalar: return true;
 #if defined(QGEMM_HAVE_AVX2)
     case Isa::avx2: return f.avx2;
+    case Isa::avx512_vnni: return f.avx512_vnni;
 #endif
 #if defined(QGEMM_HAVE_NEON)
     case Isa::neon: return f.neon;
@@ -88,7 +99,7 @@ bool isa_available(Isa isa) {
 
 std::vector<Isa> available_isas() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::neon, Isa::neon_dotprod})
+  for (Isa isa : kAllIsas)
     if (isa_available(isa)) out.push_back(isa);
   return out;
 }
@@ -99,10 +110,10 @@ Kernels kernels_for(Isa isa) {
   Kernels k = scalar_kernels();
   k.isa = isa_name(isa);
 #if defined(QGEMM_HAVE_AVX2)
-  if (isa == Isa::avx2) {
-    k.quant = avx2_quantize_kernels();
-    k.gemm = avx2_gemm_kernel();
-  }
+  // AVX-512 VNNI CPUs keep the AVX2 quantize loops (memory bound already).
+  if (isa == Isa::avx2 || isa == Isa::avx512_vnni) k.quant = avx2_quantize_kernels();
+  if (isa == Isa::avx2) k.gemm = avx2_gemm_kernel();
+  if (isa == Isa::avx512_vnni) k.gemm = avx512vnni_gemm_kernel();
 #endif
 #if defined(QGEMM_HAVE_NEON)
   if (isa == Isa::neon || isa == Isa::neon_dotprod) k.quant = neon_quantize_kernels();

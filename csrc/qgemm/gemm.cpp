@@ -108,7 +108,7 @@ void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
       for (size_t t = 0; t < tiles; ++t) {
         const int m = static_cast<int>(std::min(mr, mc - t * mr));
         pack_a(row_ptr.data() + t * mr, m, P.a.col_stride, P.a.is_u8, k0, kc, kern.mr, kern.kr,
-               kern.a_bytes, a_pack + t * tile_bytes, rowsum.data() + t * mr);
+               kern.a_bytes, kern.a_unsigned, a_pack + t * tile_bytes, rowsum.data() + t * mr);
       }
       const bool final = k0 + kc == K;
       if (final)
@@ -152,8 +152,10 @@ void gemm(const GemmKernel& kern, const AOperand& a, int32_t za, const PackedB& 
   // part of B once, front to back.
   const bool few_rows = rows <= static_cast<size_t>(2 * kern.mr);
   P.kc_max = out.kind == kOutInt32 && !few_rows ? std::min(kKc, k_rounded) : k_rounded;
-  // Stored-domain zero points: int8 A / B flip uint8 by -128 (see pack.h).
-  P.za_eff = (kern.a_bytes == 1 && a.is_u8) ? za - 128 : za;
+  // Stored-domain zero points: bytes flipped by ^0x80 move by 128 (see pack.h).
+  P.za_eff = za;
+  if (kern.a_bytes == 1 && kern.a_unsigned && !a.is_u8) P.za_eff = za + 128;
+  if (kern.a_bytes == 1 && !kern.a_unsigned && a.is_u8) P.za_eff = za - 128;
   const int32_t zb_shift = b.is_u8 ? 128 : 0;
   P.col_term.assign(padded_n, 0);
   for (size_t j = 0; j < N; ++j)

@@ -55,7 +55,7 @@ enum GemmFlags : int {
 };
 
 // Packed layouts (see pack.h):
-//   A: [k / kr][mr][kr] elements of a_bytes each (int16 or int8), zero padded.
+//   A: [k / kr][mr][kr] elements of a_bytes each (int16, int8 or uint8), zero padded.
 //   B: [k / kr][nr][kr] int8 for one panel of nr columns, zero padded.
 // The kernel computes an m x n corner (m <= mr, n <= nr) of the tile and
 // writes it to c (elements of the output kind's type, rows ldc elements apart).
@@ -70,9 +70,12 @@ using GemmEpilogueFn = void (*)(const int32_t* acc, size_t lda, void* c, size_t 
 struct GemmKernel {
   const char* name;
   int mr, nr, kr;
-  int a_bytes;       // 2: A widened to int16 (u8 zero-extended); 1: A kept as int8
+  int a_bytes;       // 2: A widened to int16 (u8 zero-extended); 1: A kept as bytes
   GemmMicroFn micro;
   GemmEpilogueFn epilogue;
+  // With a_bytes == 1: A stored as uint8 (s8 flipped, b ^ 0x80 == b + 128),
+  // for u8 x s8 dot-product instructions (vpdpbusd); else as int8 (u8 flipped).
+  bool a_unsigned = false;
 };
 
 struct Kernels {
@@ -85,6 +88,7 @@ const Kernels& scalar_kernels();
 #if defined(QGEMM_HAVE_AVX2)
 const QuantizeKernels& avx2_quantize_kernels();
 const GemmKernel& avx2_gemm_kernel();
+const GemmKernel& avx512vnni_gemm_kernel();
 #endif
 #if defined(QGEMM_HAVE_NEON)
 const QuantizeKernels& neon_quantize_kernels();

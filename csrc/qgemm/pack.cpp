@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <type_traits>
 
 #include "qgemm/thread_pool.h"
 
@@ -72,10 +73,11 @@ void unpack_b(const PackedB& p, uint8_t* out) {
 
 namespace {
 
-// One stored value from a raw byte: int8 as is, uint8 zero-extended (when
-// widened to int16) or flipped to int8 (b ^ 0x80 == b - 128).
+// One stored value from a raw byte. int16: both dtypes widened as they are.
+// int8: uint8 flipped (b ^ 0x80 == b - 128). uint8: int8 flipped (b + 128).
 template <class Out, bool kU8>
 inline Out load_a(uint8_t raw) {
+  if (std::is_same<Out, uint8_t>::value) return static_cast<Out>(kU8 ? raw : raw ^ 0x80);
   if (kU8 && sizeof(Out) == 1) return static_cast<Out>(static_cast<int8_t>(raw ^ 0x80));
   if (kU8) return static_cast<Out>(raw);
   return static_cast<Out>(static_cast<int8_t>(raw));
@@ -131,10 +133,13 @@ void pack_a_typed(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0,
 }  // namespace
 
 void pack_a(const uint8_t* const* row_ptr, int m, ptrdiff_t col_stride, bool is_u8, size_t k0,
-            size_t kc, int mr, int kr, int a_bytes, void* dst, int32_t* rowsum) {
+            size_t kc, int mr, int kr, int a_bytes, bool a_unsigned, void* dst, int32_t* rowsum) {
   if (a_bytes == 2) {
     if (is_u8) pack_a_typed<int16_t, true>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
     else pack_a_typed<int16_t, false>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
+  } else if (a_unsigned) {
+    if (is_u8) pack_a_typed<uint8_t, true>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
+    else pack_a_typed<uint8_t, false>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
   } else {
     if (is_u8) pack_a_typed<int8_t, true>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
     else pack_a_typed<int8_t, false>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);

@@ -48,7 +48,8 @@ void unpack_b(const PackedB& b, uint8_t* out);
 
 // Packs rows [0, m) (m <= mr) and columns [k0, k0 + kc) of A into dst and adds
 // each row's sum of stored values into rowsum[0..m). row_ptr[i] is row i.
+// Stored as int16 (a_bytes 2), int8 (u8 flipped) or uint8 (a_unsigned: s8 flipped).
 void pack_a(const uint8_t* const* row_ptr, int m, ptrdiff_t col_stride, bool is_u8, size_t k0,
-            size_t kc, int mr, int kr, int a_bytes, void* dst, int32_t* rowsum);
+            size_t kc, int mr, int kr, int a_bytes, bool a_unsigned, void* dst, int32_t* rowsum);
 
 }  // namespace qgemm

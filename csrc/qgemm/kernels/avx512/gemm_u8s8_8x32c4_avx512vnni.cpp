@@ -1,0 +1,201 @@
+// AVX-512 VNNI GEMM microkernel: an 8x32 int32 tile (two zmm per row), K in
+// groups of 4. vpdpbusd multiplies 4 uint8 x int8 pairs and adds them to an
+// int32 lane with no intermediate narrowing, so it is exact for every input
+// (|4 * 255 * 128| fits easily; the int32 sum wraps modulo 2^32 like every
+// other path). A arrives packed as uint8 (int8 flipped by ^0x80), B as the
+// usual int8 panels [k/4][32][4]; the driver's zero-point algebra absorbs the
+// flips. Compiled with AVX-512 flags: only reached after run-time detection.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "qgemm/kernels.h"
+
+namespace qgemm {
+namespace {
+
+constexpr int kMr = 8, kNr = 32, kKr = 4;
+
+inline __m512i load16(const int32_t* p) { return _mm512_loadu_si512(p); }
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+
+// gemmlowp's SaturatingRoundingDoublingHighMul on 16 lanes: (x*m + 2^30) >> 31
+// in 64 bits (one formula covers both signs), INT32_MIN * INT32_MIN saturated.
+inline __m512i srdhm16(__m512i x, __m512i m) {
+  const __m512i nudge = _mm512_set1_epi64(int64_t(1) << 30);
+  const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, m), nudge), 31);
+  const __m512i odd = _mm512_srli_epi64(
+      _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32)), nudge),
+      31);
+  const __m512i r = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+  const __m512i min = _mm512_set1_epi32(INT32_MIN);
+  const __mmask16 both_min = _mm512_cmpeq_epi32_mask(x, min) & _mm512_cmpeq_epi32_mask(m, min);
+  return _mm512_mask_mov_epi32(r, both_min, _mm512_set1_epi32(INT32_MAX));
+}
+
+// TFLite's MultiplyByQuantizedMultiplier on 16 lanes with per-lane shifts.
+inline __m512i mbqm16(__m512i x, __m512i mult, __m512i shift) {
+  const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+  const __m512i left = _mm512_max_epi32(shift, zero);
+  const __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+  const __m512i p = srdhm16(_mm512_sllv_epi32(x, left), mult);
+  // RoundingDivideByPOT: add one where the remainder exceeds half (ties away from zero).
+  const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
+  const __m512i rem = _mm512_and_si512(p, mask);
+  const __m512i threshold = _mm512_mask_add_epi32(_mm512_srli_epi32(mask, 1),
+                                                  _mm512_cmplt_epi32_mask(p, zero),
+                                                  _mm512_srli_epi32(mask, 1), one);
+  const __m512i q = _mm512_srav_epi32(p, right);
+  return _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, threshold), q, one);
+}
+
+// float -> rounded int32 clamped to [lo, hi] (float clamp first: no overflow).
+inline __m512i round_clamped16(__m512 v, __m512 lo, __m512 hi) {
+  return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi));
+}
+
+// The epilogue for 16 columns of one tile row: accumulate / zero-point
+// algebra / output stage, then a masked store of the live columns.
+// `j` is the first column (0 or 16) within the tile's per-column arrays.
+inline void store16(void* c_row, __m512i v, int j, __mmask16 live, __m512i row_term, int flags,
+                    const GemmEpilogue* ep) {
+  if (flags & kGemmAccumulate)  // int32 output only
+    v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(live, c_row));
+  const int kind = (flags & kGemmFinal) ? ep->kind : kOutInt32;
+  if (flags & kGemmFinal) {
+    v = _mm512_sub_epi32(v, load16(ep->col_term + j));
+    if (ep->col_zb) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(load16(ep->col_zb + j), row_term));
+  }
+  if (kind == kOutInt32) {
+    _mm512_mask_storeu_epi32(c_row, live, v);
+    return;
+  }
+  if (kind == kOutFloat32) {
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), load16(ep->col_scale + j));
+    if (ep->col_offset) f = _mm512_add_ps(f, load16(ep->col_offset + j));
+    f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(ep->fmin)), _mm512_set1_ps(ep->fmax));
+    _mm512_mask_storeu_ps(c_row, live, f);
+    return;
+  }
+  __m512i q;
+  if (kind == kOutQuantFloat) {
+    __m512 f = _mm512_cvtepi32_ps(v);
+    if (ep->col_offset) f = _mm512_add_ps(f, load16(ep->col_offset + j));
+    f = _mm512_mul_ps(f, load16(ep->col_scale + j));
+    q = round_clamped16(f, _mm512_set1_ps(static_cast<float>(ep->qmin - ep->zero_point)),
+                        _mm512_set1_ps(static_cast<float>(ep->qmax - ep->zero_point)));
+  } else {  // kOutQuantFixed: clamp before adding the zero point, so nothing overflows
+    q = mbqm16(v, load16(ep->col_mult + j), load16(ep->col_shift + j));
+    q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(ep->qmin - ep->zero_point)),
+                         _mm512_set1_epi32(ep->qmax - ep->zero_point));
+  }
+  // In [qmin, qmax] now, so truncating to bytes is exact for int8 and uint8.
+  q = _mm512_add_epi32(q, _mm512_set1_epi32(ep->zero_point));
+  _mm512_mask_cvtepi32_storeu_epi8(c_row, live, q);
+}
+
+inline void store_row(void* c, size_t ldc, int i, __m512i v0, __m512i v1, int n, int flags,
+                      const GemmEpilogue* ep) {
+  const size_t esize = (flags & kGemmFinal) && (ep->kind == kOutQuantFloat || ep->kind == kOutQuantFixed) ? 1 : 4;
+  uint8_t* row = static_cast<uint8_t*>(c) + i * ldc * esize;
+  const __mmask16 live0 = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+  const __mmask16 live1 = n >= 32 ? __mmask16(0xFFFF) : n > 16 ? __mmask16((1u << (n - 16)) - 1) : 0;
+  const __m512i rt = (flags & kGemmFinal) && ep->col_zb ? _mm512_set1_epi32(ep->row_term[i])
+                                                        : _mm512_setzero_si512();
+  store16(row, v0, 0, live0, rt, flags, ep);
+  if (live1) store16(row + 16 * esize, v1, 16, live1, rt, flags, ep);
+}
+
+inline __m512i broadcast4(const uint8_t* a) {  // 4 bytes of A to every lane
+  int32_t v;
+  std::memcpy(&v, a, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// M live rows (1..8) of the tile: fewer rows, fewer accumulators, so that
+// small-M / GEMV calls stream B without wasted multiplies.
+template <int M>
+void tile(size_t k_groups, const uint8_t* a, const int8_t* b, void* c, size_t ldc, int n,
+          int flags, const GemmEpilogue* ep) {
+  __m512i acc0[M], acc1[M];
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm512_setzero_si512();
+  size_t g = 0;
+  if (M <= 2) {
+    // Few rows: two K groups at a time into separate accumulators, so the
+    // vpdpbusd latency chain does not bound the B stream.
+    __m512i odd0[M], odd1[M];
+#pragma GCC unroll 2
+    for (int i = 0; i < M; ++i) odd0[i] = odd1[i] = _mm512_setzero_si512();
+    for (; g + 2 <= k_groups; g += 2) {
+      const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+      const __m512i b2 = _mm512_loadu_si512(b + 128), b3 = _mm512_loadu_si512(b + 192);
+#pragma GCC unroll 2
+      for (int i = 0; i < M; ++i) {
+        const __m512i ae = broadcast4(a + 4 * i), ao = broadcast4(a + kMr * kKr + 4 * i);
+        acc0[i] = _mm512_dpbusd_epi32(acc0[i], ae, b0);
+        acc1[i] = _mm512_dpbusd_epi32(acc1[i], ae, b1);
+        odd0[i] = _mm512_dpbusd_epi32(odd0[i], ao, b2);
+        odd1[i] = _mm512_dpbusd_epi32(odd1[i], ao, b3);
+      }
+      a += 2 * kMr * kKr;
+      b += 2 * kNr * kKr;
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < M; ++i) {
+      acc0[i] = _mm512_add_epi32(acc0[i], odd0[i]);
+      acc1[i] = _mm512_add_epi32(acc1[i], odd1[i]);
+    }
+  }
+  for (; g < k_groups; ++g) {
+    const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) {
+      const __m512i ai = broadcast4(a + 4 * i);
+      acc0[i] = _mm512_dpbusd_epi32(acc0[i], ai, b0);
+      acc1[i] = _mm512_dpbusd_epi32(acc1[i], ai, b1);
+    }
+    a += kMr * kKr;
+    b += kNr * kKr;
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i) store_row(c, ldc, i, acc0[i], acc1[i], n, flags, ep);
+}
+
+void gemm_u8s8_8x32c4_avx512vnni(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
+                                 size_t ldc, int m, int n, int flags, const GemmEpilogue* ep) {
+  const uint8_t* a = static_cast<const uint8_t*>(a_packed);
+  switch (m) {
+    case 1: return tile<1>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 2: return tile<2>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 3: return tile<3>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 4: return tile<4>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 5: return tile<5>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 6: return tile<6>(k_groups, a, b, c, ldc, n, flags, ep);
+    case 7: return tile<7>(k_groups, a, b, c, ldc, n, flags, ep);
+    default: return tile<8>(k_groups, a, b, c, ldc, n, flags, ep);
+  }
+}
+
+void epilogue_avx512vnni(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
+                         const GemmEpilogue* ep) {
+  // Masked loads: never read past the caller's n columns.
+  const __mmask16 live0 = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+  const __mmask16 live1 = n >= 32 ? __mmask16(0xFFFF) : n > 16 ? __mmask16((1u << (n - 16)) - 1) : 0;
+  for (int i = 0; i < m; ++i) {
+    const int32_t* row = acc + i * lda;
+    store_row(c, ldc, i, _mm512_maskz_loadu_epi32(live0, row), _mm512_maskz_loadu_epi32(live1, row + 16),
+              n, kGemmFinal, ep);
+  }
+}
+
+}  // namespace
+
+const GemmKernel& avx512vnni_gemm_kernel() {
+  static const GemmKernel k = {"gemm_u8s8_8x32c4_avx512vnni", kMr, kNr, kKr, 1,
+                               gemm_u8s8_8x32c4_avx512vnni, epilogue_avx512vnni, true};
+  return k;
+}
+
+}  // namespace qgemm
