@@ -313,6 +313,17 @@ static void test_gemm(const Kernels& kern) {
       for (int kind = 1; kind <= 3; ++kind)
         test_gemm_case(kern, {1, 50, 40, 2500, a_u8, b_u8, false, true, false, kind});
     }
+  // Extremes over a K long enough that the exact sum (255^2 * K) leaves int32:
+  // every kernel must wrap modulo 2^32 like the reference, whatever its
+  // intermediate widths (int16 pairs, dot products). 40 rows (more than 2 * mr
+  // for every kernel) take the K-blocked path that accumulates into C; 3 rows
+  // the unblocked one. Partial panels and tiles in both.
+  for (bool u8 : {false, true}) {
+    test_gemm_case(kern, {1, 40, 19, 40000, u8, u8, false, false, true});
+    test_gemm_case(kern, {1, 3, 21, 40000, u8, !u8, true, true, true});
+  }
+  // K blocks (int32 output accumulates into C across blocks) on random data.
+  test_gemm_case(kern, {2, 23, 37, 4500, true, false, false, true, false});
 }
 
 // The standalone output stage against the reference, on accumulators that
