@@ -65,9 +65,11 @@ TARGETS: list = []  # (what, value, "<=" or ">=", threshold): the summary at the
 # ---- timing and printing -------------------------------------------------------------------------
 
 def timeit_many(fns: dict) -> dict:
-    """Median seconds per call of each fn() (name -> fn), sampled round-robin so that the
-    noise of a shared machine falls on all of them alike. Each fn is warmed up first; a
-    sample repeats a fast call until it lasts about ARGS.min_sample seconds."""
+    """Seconds per call of each fn() (name -> fn): the best (or median, --stat) of
+    ARGS.repeat samples taken round-robin, so that the noise of a shared machine falls on
+    all of them alike. Each fn is warmed up first; a sample repeats a fast call until it
+    lasts about ARGS.min_sample seconds; a short pause between samples of different
+    functions lets the previous library's spinning worker threads go idle."""
     number = {}
     for name, fn in fns.items():
         fn()
@@ -77,11 +79,15 @@ def timeit_many(fns: dict) -> dict:
     samples = {name: [] for name in fns}
     for _ in range(ARGS.repeat):
         for name, fn in fns.items():
+            if len(fns) > 1:
+                time.sleep(ARGS.pause)
+                fn()
             t0 = time.perf_counter()
             for _ in range(number[name]):
                 fn()
             samples[name].append((time.perf_counter() - t0) / number[name])
-    return {name: statistics.median(v) for name, v in samples.items()}
+    stat = min if ARGS.stat == "best" else statistics.median
+    return {name: stat(v) for name, v in samples.items()}
 
 
 def timeit(fn) -> float:
@@ -357,8 +363,10 @@ def gemm_targets(gops, shapes):
         target(f"GEMM {lab} s8s8 / ORT u8s8", ratio(g("qgemm s8s8", s), g("ORT u8s8", s)), ">=", 0.85)
         target(f"GEMM {lab} s8s8 / ORT s8s8", ratio(g("qgemm s8s8", s), g("ORT s8s8", s)), ">=", 5.0)
         target(f"GEMM {lab} u8s8 / s8s8 speed", ratio(g("qgemm u8s8", s), g("qgemm s8s8", s)), ">=", 0.9)
-        target(f"GEMM {lab} 7-bit u8s8 / ORT u8s8 (7-bit)",
+        target(f"GEMM {lab} 7-bit u8s8 / ORT u8s8 (7-bit data)",
                ratio(g("qgemm u8s8 7-bit", s), g("ORT u8s8 7-bit", s)), ">=", 1.0)
+        target(f"GEMM {lab} 7-bit u8s8 / ORT u8s8 (full-range data)",
+               ratio(g("qgemm u8s8 7-bit", s), g("ORT u8s8", s)), ">=", 1.0)
     s = (1, 4096, 4096)
     if s in shapes:
         target("GEMV 1x4096x4096 s8s8 / torch fbgemm Linear",
@@ -372,7 +380,7 @@ def plot(gops, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     shapes = [s for s in PLOT_SHAPES if ("qgemm s8s8", s) in gops]
-    series = [("qgemm s8s8 (exact)", "qgemm s8s8"), ("ONNX Runtime u8s8", "ORT u8s8"),
+    series = [(f"qgemm s8s8 (exact; {qgemm.cpu_info().get('gemm_kernel', '?')})", "qgemm s8s8"), ("ONNX Runtime u8s8", "ORT u8s8"),
               ("ONNX Runtime s8s8", "ORT s8s8"), ("PyTorch fbgemm Linear (u8s8)", "torch fbgemm Linear (+requant)"),
               ("NumPy float32 (OpenBLAS)", "NumPy f32")]
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
@@ -386,7 +394,9 @@ def plot(gops, path):
                       for s in shapes])
     ax.set_ylabel("GOPS (2*M*N*K / s)")
     ax.set_ylim(bottom=0)
-    ax.set_title(f"int8 GEMM throughput, {ARGS.threads} threads, {cpu_name()}")
+    flags = [f for f in ("avx512_vnni", "avx_vnni") if f in cpu_flags()] or cpu_flags()[:1]
+    ax.set_title(f"int8 GEMM throughput, {ARGS.threads} threads, {cpu_name()} ({', '.join(flags)}); higher is better",
+                 fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
     fig.tight_layout()
@@ -605,6 +615,13 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
+def load():
+    try:
+        return "load average %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        return "load average unknown"
+
+
 def cpu_flags():
     try:
         with open("/proc/cpuinfo") as f:
@@ -621,8 +638,8 @@ def header():
     print(f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, host CPU: {cpu_name()}, "
           f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs usable, "
           f"flags: {' '.join(cpu_flags()) or '?'}")
-    print(f"- threads for every library: {ARGS.threads}; timing: median of {ARGS.repeat} samples"
-          f"{' (--quick)' if ARGS.quick else ''}")
+    print(f"- threads for every library: {ARGS.threads}; timing: {ARGS.stat} of {ARGS.repeat} samples"
+          f"{' (--quick)' if ARGS.quick else ''}; {load()}")
     print(f"- qgemm {qgemm.__version__}: {qgemm.cpu_info()}")
     print(f"- onnxruntime {version(ort)}, onnx {version(onnx)}, torch {version(torch)}"
           f"{' (quantized engine ' + torch.backends.quantized.engine + ')' if torch is not None else ''}, "
@@ -651,7 +668,9 @@ def parse_args(argv=None):
                    help=f"comma-separated sections to run, from: {', '.join(SECTIONS)} (default: all)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a CI smoke run)")
     p.add_argument("--threads", type=int, default=None, help="threads for every library (default: usable CPUs)")
-    p.add_argument("--repeat", type=int, default=None, help="timing samples per measurement (default 7, quick 1)")
+    p.add_argument("--repeat", type=int, default=None, help="timing samples per measurement (default 9, quick 1)")
+    p.add_argument("--stat", choices=["best", "median"], default="best",
+                   help="statistic over the samples (default best: the noise of a shared machine only adds time)")
     p.add_argument("--plot", metavar="PATH.png", help="write a GOPS-vs-size plot (needs the gemm section)")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, default=1024, help=argparse.SUPPRESS)
@@ -659,8 +678,9 @@ def parse_args(argv=None):
     if args.threads is None:
         args.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if args.repeat is None:
-        args.repeat = 1 if args.quick else 7
+        args.repeat = 1 if args.quick else 9
     args.min_sample = 0.002 if args.quick else 0.02
+    args.pause = 0.0 if args.quick else 0.02
     unknown = set(args.only.split(",")) - set(SECTIONS)
     if unknown:
         p.error(f"unknown section(s) {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
@@ -686,7 +706,8 @@ def main(argv=None):
             plot(results["gemm"], ARGS.plot)
         else:
             print("\n--plot needs the gemm section; no plot written")
-    print(f"\n(total {time.perf_counter() - t0:.0f} s)")
+    print(f"\n(total {time.perf_counter() - t0:.0f} s; {load()} at the end: with {ARGS.threads} CPUs, a load "
+          "above ~0.5 from other processes makes the multi-threaded numbers unreliable)")
 
 
 if __name__ == "__main__":
