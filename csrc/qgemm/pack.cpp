@@ -9,6 +9,10 @@
 
 #include "qgemm/thread_pool.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace qgemm {
 
 void AlignedFree::operator()(void* p) const { std::free(p); }
@@ -110,23 +114,21 @@ void pack_a_rows(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0, 
   }
 }
 
-// Bytes out, unit stride, groups of 4 (the dot-product kernels): one 32-bit
-// word per group, and the row sum taken on whole words (SWAR), since the
-// byte loop above does not vectorize at -O2 and dominated small calls.
-template <class Out, bool kU8>
-void pack_a_rows_c4_words(const uint8_t* const* row_ptr, int m, size_t k0, size_t kc, int mr,
-                          Out* dst, int32_t* rowsum) {
-  constexpr bool kStoreU8 = std::is_same<Out, uint8_t>::value;
-  constexpr uint32_t flip = kStoreU8 != kU8 ? 0x80808080u : 0;
-  // Signed stored bytes are summed as unsigned (v ^ 0x80 == v + 128), then corrected.
-  constexpr uint32_t to_unsigned = kStoreU8 ? 0 : 0x80808080u;
-  const size_t groups = (kc + 3) / 4, full = kc / 4;
-  std::memset(dst, 0, groups * 4 * mr);
-  for (int i = 0; i < m; ++i) {
-    const uint8_t* src = row_ptr[i] + k0;
-    uint8_t* out = reinterpret_cast<uint8_t*>(dst) + i * 4;
-    uint32_t sum = 0;
-    for (size_t g = 0; g < full; ++g, src += 4, out += mr * 4) {
+// Bytes out, unit stride, groups of 4 (the dot-product kernels): whole
+// 32-bit words, and row sums taken on words (SWAR) or vectors, since the byte
+// loop above does not vectorize at -O2 and dominated small calls. Signed
+// stored bytes are summed as unsigned (v ^ 0x80 == v + 128), then corrected.
+template <bool kStoreU8, bool kU8>
+struct C4Bytes {
+  static constexpr uint32_t flip = kStoreU8 != kU8 ? 0x80808080u : 0;
+  static constexpr uint32_t to_unsigned = kStoreU8 ? 0 : 0x80808080u;
+
+  // Groups [g, full) of one row and its tail; returns `sum` plus their sum.
+  static uint32_t finish_row(const uint8_t* src, size_t g, size_t full, size_t tail, int mr,
+                             uint8_t* out, uint32_t sum) {
+    src += 4 * g;
+    out += g * mr * 4;
+    for (; g < full; ++g, src += 4, out += mr * 4) {
       uint32_t w;
       std::memcpy(&w, src, 4);
       w ^= flip;
@@ -135,22 +137,74 @@ void pack_a_rows_c4_words(const uint8_t* const* row_ptr, int m, size_t k0, size_
       const uint32_t pairs = (u & 0x00FF00FFu) + ((u >> 8) & 0x00FF00FFu);
       sum += (pairs & 0xFFFFu) + (pairs >> 16);
     }
-    if (!kStoreU8) sum -= static_cast<uint32_t>(128 * 4 * full);
-    for (size_t r = 0; r < kc - full * 4; ++r) {
-      const Out v = load_a<Out, kU8>(src[r]);
-      out[r] = static_cast<uint8_t>(v);
-      sum += static_cast<uint32_t>(static_cast<int32_t>(v));
+    for (size_t r = 0; r < tail; ++r) {
+      out[r] = static_cast<uint8_t>(src[r] ^ static_cast<uint8_t>(flip));
+      sum += out[r] ^ static_cast<uint8_t>(to_unsigned);
     }
-    rowsum[i] = static_cast<int32_t>(static_cast<uint32_t>(rowsum[i]) + sum);
+    return sum;
   }
-}
+
+#if defined(__SSE2__)
+  // Four rows at once, four groups at a time: a 4x4 transpose of 32-bit
+  // words puts each group's four rows into one 16-byte store.
+  static size_t four_rows(const uint8_t* const* src, size_t full, int mr, uint8_t* out,
+                          uint32_t* sums) {
+    const __m128i vflip = _mm_set1_epi32(static_cast<int>(flip));
+    const __m128i vto_u = _mm_set1_epi32(static_cast<int>(to_unsigned)), zero = _mm_setzero_si128();
+    __m128i s[4] = {zero, zero, zero, zero};
+    size_t g = 0;
+    for (; g + 4 <= full; g += 4) {
+      __m128i r[4];
+      for (int i = 0; i < 4; ++i) {
+        r[i] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src[i] + 4 * g)), vflip);
+        s[i] = _mm_add_epi64(s[i], _mm_sad_epu8(_mm_xor_si128(r[i], vto_u), zero));
+      }
+      const __m128i t0 = _mm_unpacklo_epi32(r[0], r[1]), t1 = _mm_unpacklo_epi32(r[2], r[3]);
+      const __m128i t2 = _mm_unpackhi_epi32(r[0], r[1]), t3 = _mm_unpackhi_epi32(r[2], r[3]);
+      uint8_t* o = out + g * mr * 4;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_unpacklo_epi64(t0, t1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + mr * 4), _mm_unpackhi_epi64(t0, t1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 2 * mr * 4), _mm_unpacklo_epi64(t2, t3));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 3 * mr * 4), _mm_unpackhi_epi64(t2, t3));
+    }
+    for (int i = 0; i < 4; ++i)
+      sums[i] = static_cast<uint32_t>(_mm_cvtsi128_si32(s[i])) +
+                static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_unpackhi_epi64(s[i], s[i])));
+    return g;
+  }
+#endif
+
+  static void rows(const uint8_t* const* row_ptr, int m, size_t k0, size_t kc, int mr, uint8_t* dst,
+                   int32_t* rowsum) {
+    const size_t groups = (kc + 3) / 4, full = kc / 4, tail = kc - 4 * full;
+    std::memset(dst, 0, groups * 4 * mr);
+    const uint32_t correction = kStoreU8 ? 0 : static_cast<uint32_t>(128 * kc);
+    auto add_sum = [&](int i, uint32_t sum) {
+      rowsum[i] = static_cast<int32_t>(static_cast<uint32_t>(rowsum[i]) + sum - correction);
+    };
+    int i = 0;
+#if defined(__SSE2__)
+    for (; i + 4 <= m; i += 4) {
+      const uint8_t* src[4] = {row_ptr[i] + k0, row_ptr[i + 1] + k0, row_ptr[i + 2] + k0,
+                               row_ptr[i + 3] + k0};
+      uint32_t sums[4];
+      const size_t g = four_rows(src, full, mr, dst + 4 * i, sums);
+      for (int r = 0; r < 4; ++r)
+        add_sum(i + r, finish_row(src[r], g, full, tail, mr, dst + 4 * (i + r), sums[r]));
+    }
+#endif
+    for (; i < m; ++i) add_sum(i, finish_row(row_ptr[i] + k0, 0, full, tail, mr, dst + 4 * i, 0));
+  }
+};
 
 template <class Out, bool kU8, int KR>
 void pack_a_kr(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0, size_t kc, int mr,
                void* dst, int32_t* rowsum) {
   Out* d = static_cast<Out*>(dst);
   if constexpr (sizeof(Out) == 1 && KR == 4) {
-    if (cs == 1) return pack_a_rows_c4_words<Out, kU8>(row_ptr, m, k0, kc, mr, d, rowsum);
+    if (cs == 1)
+      return C4Bytes<std::is_same<Out, uint8_t>::value, kU8>::rows(
+          row_ptr, m, k0, kc, mr, reinterpret_cast<uint8_t*>(d), rowsum);
   }
   if (cs == 1) pack_a_rows<Out, kU8, KR, true>(row_ptr, m, cs, k0, kc, mr, d, rowsum);
   else pack_a_rows<Out, kU8, KR, false>(row_ptr, m, cs, k0, kc, mr, d, rowsum);
