@@ -14,6 +14,16 @@ namespace {
 
 #define QGEMM_NEON_INLINE inline __attribute__((always_inline))
 
+// int32 arithmetic modulo 2^32 (see gemm.h): arm_neon.h implements the
+// signed vaddq/vsubq as C operators, where overflow is undefined, so wrap in
+// uint32 lanes (the same add/sub instructions).
+QGEMM_NEON_INLINE int32x4_t wrap_add4(int32x4_t x, int32x4_t y) {
+  return vreinterpretq_s32_u32(vaddq_u32(vreinterpretq_u32_s32(x), vreinterpretq_u32_s32(y)));
+}
+QGEMM_NEON_INLINE int32x4_t wrap_sub4(int32x4_t x, int32x4_t y) {
+  return vreinterpretq_s32_u32(vsubq_u32(vreinterpretq_u32_s32(x), vreinterpretq_u32_s32(y)));
+}
+
 // TFLite's MultiplyByQuantizedMultiplier with per-lane shifts (> 0 left).
 QGEMM_NEON_INLINE int32x4_t mbqm4(int32x4_t x, int32x4_t mult, int32x4_t shift) {
   const int32x4_t zero = vdupq_n_s32(0);
@@ -51,11 +61,11 @@ QGEMM_NEON_INLINE void store_row(void* c, size_t ldc, int i, AccRow<V> r, int n,
       for (int j = 0; j < kNr; ++j) tmp[j] = j < n ? row[j] : 0;
       row = tmp;
     }
-    for (int q = 0; q < V; ++q) r.v[q] = vaddq_s32(r.v[q], vld1q_s32(row + 4 * q));
+    for (int q = 0; q < V; ++q) r.v[q] = wrap_add4(r.v[q], vld1q_s32(row + 4 * q));
   }
   const int kind = (flags & kGemmFinal) ? ep->kind : kOutInt32;
   if (flags & kGemmFinal) {
-    for (int q = 0; q < V; ++q) r.v[q] = vsubq_s32(r.v[q], vld1q_s32(ep->col_term + 4 * q));
+    for (int q = 0; q < V; ++q) r.v[q] = wrap_sub4(r.v[q], vld1q_s32(ep->col_term + 4 * q));
     if (ep->col_zb) {
       const int32x4_t rt = vdupq_n_s32(ep->row_term[i]);
       for (int q = 0; q < V; ++q) r.v[q] = vmlsq_s32(r.v[q], vld1q_s32(ep->col_zb + 4 * q), rt);
