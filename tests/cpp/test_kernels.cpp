@@ -121,6 +121,26 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
     check(std::memcmp(fgot, fwant.data(), n * 4) == 0,
           isa + " dequantize large, misalign=" + std::to_string(misalign));
   }
+  // Random float bit patterns: signalling and quiet NaNs of both signs,
+  // subnormals, huge values (a vector min/max may treat these differently).
+  {
+    const size_t n = 1 << 14;
+    std::vector<float> x(n);
+    for (auto& v : x) {
+      const uint32_t bits = static_cast<uint32_t>(rng());
+      std::memcpy(&v, &bits, 4);
+    }
+    for (float scale : {1.0f, 3e-3f, 1e-30f, 1e30f}) {
+      std::vector<int8_t> got(n), want(n);
+      k.quant.f32_to_s8(x.data(), got.data(), n, scale, -7);
+      ref.quant.f32_to_s8(x.data(), want.data(), n, scale, -7);
+      check(got == want, isa + " quantize s8 random bit patterns, scale=" + std::to_string(scale));
+      std::vector<uint8_t> ugot(n), uwant(n);
+      k.quant.f32_to_u8(x.data(), ugot.data(), n, scale, 200);
+      ref.quant.f32_to_u8(x.data(), uwant.data(), n, scale, 200);
+      check(ugot == uwant, isa + " quantize u8 random bit patterns, scale=" + std::to_string(scale));
+    }
+  }
   // The threaded, per-channel entry point against element-wise reference.
   for (size_t inner : {1, 3, 64, 1000}) {
     const size_t channels = 5, outer = 70, n = outer * channels * inner;
