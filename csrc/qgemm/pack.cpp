@@ -17,6 +17,61 @@ namespace qgemm {
 
 void AlignedFree::operator()(void* p) const { std::free(p); }
 
+namespace {
+
+#if defined(__SSE2__)
+// Rows [0, k) x columns [0, width) of B (unit column stride; k a multiple of
+// kr, width of 16) into the panel layout [k / kr][nr][kr], 16 columns at a
+// time: byte interleaves put each column's kr values side by side. Column
+// sums go vertically first (int16 is ample for 4 values), then to int32.
+void pack_b_block_sse2(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr,
+                       uint8_t flip, int8_t* dst, int32_t* sums) {
+  const __m128i vflip = _mm_set1_epi8(static_cast<char>(flip));
+  for (int j = 0; j < width; j += 16) {
+    __m128i s16_lo = _mm_setzero_si128(), s16_hi = _mm_setzero_si128();  // cols j..j+7, j+8..j+15
+    __m128i s32[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
+    for (size_t g = 0; g < k / kr; ++g) {
+      __m128i r[4];
+#pragma GCC unroll 4
+      for (int i = 0; i < kr; ++i) {
+        r[i] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(
+                                 src + static_cast<ptrdiff_t>(g * kr + i) * row_stride + j)),
+                             vflip);
+        // Sign-extend to int16 (duplicate each byte, shift the copy out) and add vertically.
+        s16_lo = _mm_add_epi16(s16_lo, _mm_srai_epi16(_mm_unpacklo_epi8(r[i], r[i]), 8));
+        s16_hi = _mm_add_epi16(s16_hi, _mm_srai_epi16(_mm_unpackhi_epi8(r[i], r[i]), 8));
+      }
+      int8_t* out = dst + g * nr * kr + j * kr;
+      if (kr == 2) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi8(r[0], r[1]));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi8(r[0], r[1]));
+      } else {
+        const __m128i t0 = _mm_unpacklo_epi8(r[0], r[1]), t1 = _mm_unpacklo_epi8(r[2], r[3]);
+        const __m128i t2 = _mm_unpackhi_epi8(r[0], r[1]), t3 = _mm_unpackhi_epi8(r[2], r[3]);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi16(t0, t1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi16(t0, t1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32), _mm_unpacklo_epi16(t2, t3));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 48), _mm_unpackhi_epi16(t2, t3));
+      }
+      // Widen the int16 sums to int32 before they could overflow (|sum| <= 128 * rows).
+      if ((g + 1) % 64 == 0 || g + 1 == k / kr) {
+        s32[0] = _mm_add_epi32(s32[0], _mm_srai_epi32(_mm_unpacklo_epi16(s16_lo, s16_lo), 16));
+        s32[1] = _mm_add_epi32(s32[1], _mm_srai_epi32(_mm_unpackhi_epi16(s16_lo, s16_lo), 16));
+        s32[2] = _mm_add_epi32(s32[2], _mm_srai_epi32(_mm_unpacklo_epi16(s16_hi, s16_hi), 16));
+        s32[3] = _mm_add_epi32(s32[3], _mm_srai_epi32(_mm_unpackhi_epi16(s16_hi, s16_hi), 16));
+        s16_lo = s16_hi = _mm_setzero_si128();
+      }
+    }
+    for (int q = 0; q < 4; ++q) {
+      __m128i* at = reinterpret_cast<__m128i*>(sums + j + 4 * q);
+      _mm_storeu_si128(at, _mm_add_epi32(_mm_loadu_si128(at), s32[q]));
+    }
+  }
+}
+#endif
+
+}  // namespace
+
 PackedB pack_b(const ByteMatrix& b, int nr, int kr) {
   PackedB p;
   p.k = b.rows;
@@ -32,27 +87,37 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr) {
   p.data.reset(static_cast<int8_t*>(mem));
   p.colsum.assign(p.panels * nr, 0);
   const uint8_t flip = b.is_u8 ? 0x80 : 0;
+  // Rows [k_begin, k_end) x panel columns [j_begin, j_end), one byte at a time.
+  auto pack_scalar = [&](int8_t* dst, int32_t* sums, size_t j0, size_t k_begin, size_t k_end,
+                         int j_begin, int j_end) {
+    for (size_t k = k_begin; k < k_end; ++k) {
+      const uint8_t* src = b.data + static_cast<ptrdiff_t>(k) * b.row_stride +
+                           static_cast<ptrdiff_t>(j0) * b.col_stride;
+      int8_t* group = dst + (k / kr) * nr * kr + k % kr;  // row k: group k / kr, slot k % kr
+      for (int j = j_begin; j < j_end; ++j) {
+        const int8_t v = static_cast<int8_t>(src[j * b.col_stride] ^ flip);
+        group[j * kr] = v;
+        sums[j] = static_cast<int32_t>(static_cast<uint32_t>(sums[j]) + static_cast<uint32_t>(v));
+      }
+    }
+  };
   auto pack_panel = [&](size_t panel) {
     int8_t* dst = p.data.get() + panel * p.k_padded * nr;
     std::memset(dst, 0, p.k_padded * nr);
     const size_t j0 = panel * nr;
     const int width = static_cast<int>(std::min<size_t>(nr, b.cols - j0));
     int32_t* sums = p.colsum.data() + j0;
-    int8_t* group = dst;  // row k goes to group k / kr, slot k % kr
-    int slot = 0;
-    for (size_t k = 0; k < b.rows; ++k) {
-      const uint8_t* src = b.data + static_cast<ptrdiff_t>(k) * b.row_stride +
-                           static_cast<ptrdiff_t>(j0) * b.col_stride;
-      for (int j = 0; j < width; ++j) {
-        const int8_t v = static_cast<int8_t>(src[j * b.col_stride] ^ flip);
-        group[j * kr + slot] = v;
-        sums[j] = static_cast<int32_t>(static_cast<uint32_t>(sums[j]) + static_cast<uint32_t>(v));
-      }
-      if (++slot == kr) {
-        slot = 0;
-        group += static_cast<size_t>(nr) * kr;
-      }
+    size_t k_done = 0;  // rows [0, k_done) x columns [0, j_done) packed by vectors
+    int j_done = 0;
+#if defined(__SSE2__)
+    if (b.col_stride == 1 && (kr == 2 || kr == 4)) {
+      j_done = width / 16 * 16;
+      k_done = b.rows / kr * kr;
+      pack_b_block_sse2(b.data + j0, b.row_stride, k_done, j_done, kr, nr, flip, dst, sums);
     }
+#endif
+    pack_scalar(dst, sums, j0, 0, k_done, j_done, width);
+    pack_scalar(dst, sums, j0, k_done, b.rows, 0, width);
   };
   // Threads only pay off for large matrices (weights are packed once anyway).
   const size_t tasks = b.rows * b.cols >= (size_t(1) << 18)
@@ -155,6 +220,7 @@ struct C4Bytes {
     size_t g = 0;
     for (; g + 4 <= full; g += 4) {
       __m128i r[4];
+#pragma GCC unroll 4
       for (int i = 0; i < 4; ++i) {
         r[i] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src[i] + 4 * g)), vflip);
         s[i] = _mm_add_epi64(s[i], _mm_sad_epu8(_mm_xor_si128(r[i], vto_u), zero));
