@@ -383,7 +383,7 @@ def plot(gops, path):
     series = [(f"qgemm s8s8 (exact; {qgemm.cpu_info().get('gemm_kernel', '?')})", "qgemm s8s8"), ("ONNX Runtime u8s8", "ORT u8s8"),
               ("ONNX Runtime s8s8", "ORT s8s8"), ("PyTorch fbgemm Linear (u8s8)", "torch fbgemm Linear (+requant)"),
               ("NumPy float32 (OpenBLAS)", "NumPy f32")]
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
+    fig, ax = plt.subplots(figsize=(8.5, 5.4), dpi=120)
     x = np.arange(len(shapes))
     for label, key in series:
         ys = [gops.get((key, s)) for s in shapes]
@@ -398,7 +398,7 @@ def plot(gops, path):
     ax.set_title(f"int8 GEMM throughput, {ARGS.threads} threads, {cpu_name()} ({', '.join(flags)}); higher is better",
                  fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     print(f"\nplot written to {path}")
@@ -615,6 +615,16 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
+def source_commit():
+    """The git commit of the source tree this script sits in, if any (the installed build may differ)."""
+    try:
+        sha = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"; source tree at git {sha}" if sha else ""
+
+
 def load():
     try:
         return "load average %.2f %.2f %.2f" % os.getloadavg()
@@ -640,7 +650,7 @@ def header():
           f"flags: {' '.join(cpu_flags()) or '?'}")
     print(f"- threads for every library: {ARGS.threads}; timing: {ARGS.stat} of {ARGS.repeat} samples"
           f"{' (--quick)' if ARGS.quick else ''}; {load()}")
-    print(f"- qgemm {qgemm.__version__}: {qgemm.cpu_info()}")
+    print(f"- qgemm {qgemm.__version__} ({os.path.dirname(qgemm.__file__)}{source_commit()}): {qgemm.cpu_info()}")
     print(f"- onnxruntime {version(ort)}, onnx {version(onnx)}, torch {version(torch)}"
           f"{' (quantized engine ' + torch.backends.quantized.engine + ')' if torch is not None else ''}, "
           f"numpy {np.__version__}, python {platform.python_version()}")
@@ -668,7 +678,7 @@ def parse_args(argv=None):
                    help=f"comma-separated sections to run, from: {', '.join(SECTIONS)} (default: all)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a CI smoke run)")
     p.add_argument("--threads", type=int, default=None, help="threads for every library (default: usable CPUs)")
-    p.add_argument("--repeat", type=int, default=None, help="timing samples per measurement (default 9, quick 1)")
+    p.add_argument("--repeat", type=int, default=None, help="timing samples per measurement (default 15, quick 1)")
     p.add_argument("--stat", choices=["best", "median"], default="best",
                    help="statistic over the samples (default best: the noise of a shared machine only adds time)")
     p.add_argument("--plot", metavar="PATH.png", help="write a GOPS-vs-size plot (needs the gemm section)")
@@ -678,7 +688,7 @@ def parse_args(argv=None):
     if args.threads is None:
         args.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if args.repeat is None:
-        args.repeat = 1 if args.quick else 9
+        args.repeat = 1 if args.quick else 15
     args.min_sample = 0.002 if args.quick else 0.02
     args.pause = 0.0 if args.quick else 0.02
     unknown = set(args.only.split(",")) - set(SECTIONS)
