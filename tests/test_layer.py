@@ -138,6 +138,41 @@ def test_dynamic_linear_is_the_dequantized_exact_product(rng):
     assert err < 0.02
 
 
+@pytest.mark.parametrize("kind", ["positive", "negative", "constant", "zeros", "nan", "one_row", "wide"])
+def test_dynamic_linear_parameters_match_choose_qparams(rng, kind):
+    # The layer chooses the batch's parameters natively; they must be exactly
+    # choose_qparams(x, "uint8"): same scale, zero point, codes and output.
+    w = (rng.standard_normal((33, 50)) * 0.2).astype(np.float32)
+    b = rng.standard_normal(33).astype(np.float32)
+    lin = Linear.from_float(w, b)
+    rows = 1 if kind == "one_row" else 300 if kind == "wide" else 7
+    x = rng.standard_normal((rows, 50)).astype(np.float32) * 3
+    if kind == "positive":
+        x = np.abs(x) + 0.5
+    elif kind == "negative":
+        x = -np.abs(x) - 0.25
+    elif kind == "constant":
+        x[:] = 1.75
+    elif kind == "zeros":
+        x[:] = 0
+    elif kind == "nan":
+        x[1, 3] = x[4, 0] = np.nan
+    qp = qgemm.choose_qparams(x, dtype="uint8")
+    xq = qgemm.quantize(x, qp.scale, qp.zero_point, dtype="uint8")
+    acc = (xq.astype(np.int64) - qp.zero_point) @ lin.weight_q.T.astype(np.int64)
+    scale = (np.float32(qp.scale) * np.asarray(lin.weight_qparams.scale, np.float32)).astype(np.float32)
+    want = (acc.astype(np.float32) * scale).astype(np.float32) + b
+    np.testing.assert_array_equal(lin(x), want)
+
+
+def test_dynamic_linear_refuses_infinity(rng):
+    lin = Linear.from_float(rng.standard_normal((4, 6)).astype(np.float32))
+    x = np.ones((2, 6), np.float32)
+    x[1, 2] = -np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        lin(x)
+
+
 def test_dynamic_linear_more_accurate_than_torch(rng):
     torch = torch_or_skip()
     torch.backends.quantized.engine = "fbgemm"

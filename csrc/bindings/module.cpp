@@ -201,6 +201,50 @@ void py_matmul(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array ou
           std::nullopt, 0, -128, 127, -INFINITY, INFINITY);
 }
 
+// A dynamically quantized Linear in one call: the batch's range (NaN
+// ignored), uint8 affine parameters exactly as qparams_from_range chooses
+// them, quantize into a per-thread scratch buffer, then the exact GEMM with
+// a dequantizing epilogue y = acc * (sx * w_scale[j]) + bias[j], clamped.
+// Returns (sx, zx). Python-side, each of these steps costs microseconds.
+py::tuple py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale,
+                            std::optional<F32> bias, float fmin, float fmax, py::array y) {
+  require(is_dtype(x, 'f', 4) && c_contiguous(x) && x.ndim() == 2, "x must be 2-D C-contiguous float32");
+  const size_t rows = x.shape(0), k = x.shape(1), n = p.b.n;
+  require(k == p.b.k, "x and the weights differ in k");
+  require(static_cast<size_t>(w_scale.size()) == n, "w_scale needs one value per column");
+  const float* xs = static_cast<const float*>(x.data());
+  const float* ws = w_scale.data();
+  const GemmOutput proto = make_output(y, rows, n, kOutFloat32, std::nullopt, w_scale, bias, std::nullopt,
+                                       std::nullopt, 0, 0, 0, fmin, fmax);
+  const bool zb_per_column = zb.size() != 1;
+  require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
+  const int32_t* zbs = zb.data();
+  AffineParams qp{1.0f, 0};
+  bool finite = true;
+  {
+    py::gil_scoped_release nogil;
+    const Kernels& kern = active_kernels();
+    float lo = 0, hi = 0;
+    minmax(xs, rows * k, &lo, &hi, kern.quant);
+    if (lo > hi) lo = hi = 0;  // no number at all (empty, or all NaN)
+    finite = std::isfinite(lo) && std::isfinite(hi);
+    if (finite) {
+      qp = affine_u8_params(lo, hi);
+      thread_local std::vector<uint8_t> xq;
+      xq.resize(rows * k);
+      quantize(xs, xq.data(), QDtype::u8, {rows * k, 1, 1}, &qp.scale, &qp.zero_point, kern.quant);
+      std::vector<float> col_scale(n);
+      for (size_t j = 0; j < n; ++j) col_scale[j] = qp.scale * ws[j];
+      GemmOutput o = proto;
+      o.scale = col_scale.data();
+      AOperand A{xq.data(), true, 1, rows, k, 0, static_cast<ptrdiff_t>(k), 1};
+      gemm(kern.gemm, A, qp.zero_point, p.b, zbs, zb_per_column, o);
+    }
+  }
+  require(finite, "x contains infinity: no finite scale represents it");
+  return py::make_tuple(qp.scale, qp.zero_point);
+}
+
 // An uninitialized C-ordered array whose memory comes from the buffer pool
 // and goes back to it when the array is freed.
 py::array py_empty(const std::vector<py::ssize_t>& shape, py::dtype dtype) {
@@ -275,6 +319,7 @@ PYBIND11_MODULE(_qgemm, m) {
       .def("unpack", &py_unpack);
   m.def("pack", &py_pack);
   m.def("matmul", &py_matmul);
+  m.def("linear_dynamic", &py_linear_dynamic);
   m.def("requantize", &py_requantize, py::arg("acc"), py::arg("out"), py::arg("kind"),
         py::arg("bias") = py::none(), py::arg("scale") = py::none(), py::arg("offset") = py::none(),
         py::arg("mult") = py::none(), py::arg("shift") = py::none(), py::arg("zero_point") = 0,

@@ -20,6 +20,9 @@ struct QuantizeKernels {
   void (*u8_to_f32)(const uint8_t* q, float* y, size_t n, float scale, int32_t zp);
   void (*s8_to_f32_vec)(const int8_t* q, float* y, size_t n, const float* scale, const int32_t* zp);
   void (*u8_to_f32_vec)(const uint8_t* q, float* y, size_t n, const float* scale, const int32_t* zp);
+  // Smallest and largest value, NaN ignored (as if absent); +inf / -inf if
+  // there is no number at all. For choosing dynamic quantization parameters.
+  void (*minmax_f32)(const float* x, size_t n, float* lo, float* hi);
 };
 
 // ---- GEMM microkernel --------------------------------------------------------

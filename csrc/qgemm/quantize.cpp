@@ -1,6 +1,8 @@
 #include "qgemm/quantize.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "qgemm/thread_pool.h"
@@ -83,6 +85,27 @@ void quantize(const float* x, void* q, QDtype dtype, const ChannelLayout& L, con
           k.f32_to_u8_vec(x + o, y + o, n, s, z);
         });
   }
+}
+
+void minmax(const float* x, size_t n, float* lo, float* hi, const QuantizeKernels& k) {
+  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t n_tasks = std::max<size_t>(1, std::min(threads, n / kMinChunk));
+  std::vector<float> los(n_tasks, INFINITY), his(n_tasks, -INFINITY);
+  const size_t chunk = (n + n_tasks - 1) / n_tasks;
+  parallel_for(n_tasks, [&](size_t t) {
+    const size_t b = std::min(n, t * chunk), e = std::min(n, b + chunk);
+    if (b < e) k.minmax_f32(x + b, e - b, &los[t], &his[t]);
+  });
+  *lo = *std::min_element(los.begin(), los.end());
+  *hi = *std::max_element(his.begin(), his.end());
+}
+
+AffineParams affine_u8_params(float lo, float hi) {
+  lo = std::min(lo, 0.0f);
+  hi = std::max(hi, 0.0f);
+  const float scale = std::max((hi - lo) / 255.0f, std::numeric_limits<float>::epsilon());
+  const int32_t zp = -static_cast<int32_t>(std::nearbyint(lo / scale));
+  return {scale, std::min(255, std::max(0, zp))};
 }
 
 void dequantize(const void* q, QDtype dtype, float* x, const ChannelLayout& L, const float* scale,

@@ -21,6 +21,16 @@ struct ChannelLayout {
 // q = clamp(round_half_even(x / scale) + zp, qmin, qmax); NaN -> qmin.
 void quantize(const float* x, void* q, QDtype dtype, const ChannelLayout& layout,
               const float* scale, const int32_t* zero_point, const QuantizeKernels& k);
+// Smallest and largest of x[0..n), NaN ignored; (+inf, -inf) if no number. Threaded.
+void minmax(const float* x, size_t n, float* lo, float* hi, const QuantizeKernels& k);
+// uint8 affine parameters for data in [lo, hi], in the float32 arithmetic of
+// qgemm.qparams_from_range (PyTorch's MinMaxObserver): the range widened to
+// contain 0, scale = max((hi - lo) / 255, float32 eps), zp = -round(lo / scale).
+struct AffineParams {
+  float scale;
+  int32_t zero_point;
+};
+AffineParams affine_u8_params(float lo, float hi);
 // x = (q - zp) * scale, in float32.
 void dequantize(const void* q, QDtype dtype, float* x, const ChannelLayout& layout,
                 const float* scale, const int32_t* zero_point, const QuantizeKernels& k);

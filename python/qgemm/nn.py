@@ -18,7 +18,7 @@ import numpy as np
 from . import _checks, _memory, _qgemm
 from .gemm import PackedMatrix, pack
 from .observers import MinMax, Observer
-from .quantization import QParams, choose_qparams, qparams_from_range, quantize
+from .quantization import QParams, choose_qparams, quantize
 from .requant import Activation, _activation_bounds, qlinear_matmul
 
 
@@ -77,21 +77,14 @@ class Linear:
         if xf.ndim < 1 or xf.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape (..., {self.in_features}), got {xf.shape}")
         x2 = np.ascontiguousarray(xf.reshape(-1, self.in_features), dtype=np.float32)
-        rows = x2.shape[0]
-        y = _memory.empty((rows, self.out_features), np.float32)
-        if rows and self.out_features:
-            lo, hi = (float(x2.min()), float(x2.max())) if x2.size else (0.0, 0.0)
-            # Full 8-bit affine uint8 from the batch's range (NaN: ignored by the slow path).
-            qp = (qparams_from_range(lo, hi, "uint8") if np.isfinite(lo) and np.isfinite(hi)
-                  else choose_qparams(x2, dtype="uint8"))
-            sx, zx = np.float32(qp.scale), int(qp.zero_point)
-            xq = _memory.empty(x2.shape, np.uint8)
-            if x2.size:
-                _qgemm.quantize(x2, xq, 1, x2.size, np.array([sx], np.float32), np.array([zx], np.int32))
-            # The epilogue dequantizes: acc * (sx * w_scale) + bias, then the activation clamp.
-            _qgemm.gemm(xq[None], zx, self._packed._packed, self._packed._zero_point, y, kind=1,
-                        scale=(sx * self._w_scale).astype(np.float32), offset=self.bias,
-                        fmin=self._fmin, fmax=self._fmax)
+        y = _memory.empty((x2.shape[0], self.out_features), np.float32)
+        # One native call: the batch's range (NaN ignored) gives full 8-bit affine
+        # uint8 parameters as choose_qparams(x2, dtype="uint8") would; the input
+        # is quantized with them and the GEMM's epilogue computes
+        # acc * (x_scale * w_scale) + bias, then the activation clamp.
+        if y.size:
+            _qgemm.linear_dynamic(x2, self._packed._packed, self._packed._zero_point, self._w_scale,
+                                  self.bias, self._fmin, self._fmax, y)
         return y.reshape(xf.shape[:-1] + (self.out_features,))
 
     forward = __call__

@@ -105,6 +105,26 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
             "dequantize per-element " + tag);
     }
   }
+  // minmax: NaN ignored, infinities kept, (+inf, -inf) when there is no number.
+  for (size_t n : {0, 1, 7, 31, 32, 33, 100, 1000, 4099, 300000}) {
+    for (int pattern = 0; pattern < 3; ++pattern) {
+      std::vector<float> x = quantize_inputs(n, 0.1f);
+      if (pattern == 1)  // finite values only
+        for (auto& v : x) v = std::isfinite(v) ? v : 0.5f;
+      if (pattern == 2)  // NaN only
+        for (auto& v : x) v = std::numeric_limits<float>::quiet_NaN();
+      float lo = 0, hi = 0, wlo = 0, whi = 0;
+      minmax(x.data(), n, &lo, &hi, k.quant);
+      ref.quant.minmax_f32(x.data(), n, &wlo, &whi);
+      check(lo == wlo && hi == whi,
+            isa + " minmax n=" + std::to_string(n) + " pattern=" + std::to_string(pattern));
+      float elo = INFINITY, ehi = -INFINITY;  // independent of every kernel
+      for (float v : x) {
+        if (v == v) elo = std::min(elo, v), ehi = std::max(ehi, v);
+      }
+      check(wlo == elo && whi == ehi, "scalar minmax n=" + std::to_string(n));
+    }
+  }
   // Large calls take the streaming-store path when the output is 32-byte aligned.
   for (size_t misalign : {0, 1}) {
     const size_t n = (size_t(1) << 20) + 77;

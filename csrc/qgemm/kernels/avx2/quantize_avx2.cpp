@@ -5,6 +5,7 @@
 // Compiled with -mavx2 -mfma: only reached after run-time detection.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -149,6 +150,37 @@ void dequantize_tensor(const T* q, float* y, size_t n, float scale, int32_t zp) 
   dequantize_f32<T, false>(q, y, n, &scale, &zp);
 }
 
+// minps(x, m) returns m when x is NaN, so NaN never replaces the running
+// value (the scalar rule); four accumulators hide the latency.
+void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
+  __m256 l[4], h[4];
+  for (int u = 0; u < 4; ++u) {
+    l[u] = _mm256_set1_ps(INFINITY);
+    h[u] = _mm256_set1_ps(-INFINITY);
+  }
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int u = 0; u < 4; ++u) {
+      const __m256 v = _mm256_loadu_ps(x + i + 8 * u);
+      l[u] = _mm256_min_ps(v, l[u]);
+      h[u] = _mm256_max_ps(v, h[u]);
+    }
+  alignas(32) float ls[8], hs[8];
+  _mm256_store_ps(ls, _mm256_min_ps(_mm256_min_ps(l[0], l[1]), _mm256_min_ps(l[2], l[3])));
+  _mm256_store_ps(hs, _mm256_max_ps(_mm256_max_ps(h[0], h[1]), _mm256_max_ps(h[2], h[3])));
+  float lo_v = INFINITY, hi_v = -INFINITY;
+  for (int u = 0; u < 8; ++u) {
+    lo_v = ls[u] < lo_v ? ls[u] : lo_v;
+    hi_v = hs[u] > hi_v ? hs[u] : hi_v;
+  }
+  for (; i < n; ++i) {
+    lo_v = x[i] < lo_v ? x[i] : lo_v;
+    hi_v = x[i] > hi_v ? x[i] : hi_v;
+  }
+  *lo = lo_v;
+  *hi = hi_v;
+}
+
 }  // namespace
 
 const QuantizeKernels& avx2_quantize_kernels() {
@@ -157,6 +189,7 @@ const QuantizeKernels& avx2_quantize_kernels() {
       quantize_f32<int8_t, true>,       quantize_f32<uint8_t, true>,
       dequantize_tensor<int8_t>,        dequantize_tensor<uint8_t>,
       dequantize_f32<int8_t, true>,     dequantize_f32<uint8_t, true>,
+      minmax_f32,
   };
   return k;
 }

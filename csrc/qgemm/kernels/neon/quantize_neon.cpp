@@ -4,6 +4,7 @@
 // a padded stack buffer.
 #include <arm_neon.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -135,6 +136,36 @@ void dequantize_tensor(const T* q, float* y, size_t n, float scale, int32_t zp) 
   dequantize_f32<T, false>(q, y, n, &scale, &zp);
 }
 
+// Compare and select, not fminnm: a signalling NaN must not reset the
+// running value either (the scalar rule: NaN never replaces it).
+void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
+  float32x4_t l[2] = {vdupq_n_f32(INFINITY), vdupq_n_f32(INFINITY)};
+  float32x4_t h[2] = {vdupq_n_f32(-INFINITY), vdupq_n_f32(-INFINITY)};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int u = 0; u < 2; ++u) {
+      const float32x4_t v = vld1q_f32(x + i + 4 * u);
+      l[u] = vbslq_f32(vcltq_f32(v, l[u]), v, l[u]);
+      h[u] = vbslq_f32(vcgtq_f32(v, h[u]), v, h[u]);
+    }
+  float ls[8], hs[8];
+  vst1q_f32(ls, l[0]);
+  vst1q_f32(ls + 4, l[1]);
+  vst1q_f32(hs, h[0]);
+  vst1q_f32(hs + 4, h[1]);
+  float lo_v = INFINITY, hi_v = -INFINITY;
+  for (int u = 0; u < 8; ++u) {
+    lo_v = ls[u] < lo_v ? ls[u] : lo_v;
+    hi_v = hs[u] > hi_v ? hs[u] : hi_v;
+  }
+  for (; i < n; ++i) {
+    lo_v = x[i] < lo_v ? x[i] : lo_v;
+    hi_v = x[i] > hi_v ? x[i] : hi_v;
+  }
+  *lo = lo_v;
+  *hi = hi_v;
+}
+
 }  // namespace
 
 const QuantizeKernels& neon_quantize_kernels() {
@@ -143,6 +174,7 @@ const QuantizeKernels& neon_quantize_kernels() {
       quantize_f32<int8_t, true>,   quantize_f32<uint8_t, true>,
       dequantize_tensor<int8_t>,    dequantize_tensor<uint8_t>,
       dequantize_f32<int8_t, true>, dequantize_f32<uint8_t, true>,
+      minmax_f32,
   };
   return k;
 }

@@ -46,6 +46,17 @@ void dequantize_vec(const T* q, float* y, size_t n, const float* scale, const in
     y[i] = static_cast<float>(static_cast<int32_t>(q[i]) - zp[i]) * scale[i];
 }
 
+// Comparisons with NaN are false, so NaN never replaces the running value.
+void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
+  float l = INFINITY, h = -INFINITY;
+  for (size_t i = 0; i < n; ++i) {
+    l = x[i] < l ? x[i] : l;
+    h = x[i] > h ? x[i] : h;
+  }
+  *lo = l;
+  *hi = h;
+}
+
 }  // namespace
 
 extern const GemmKernel kGemmS8S8_4x8c2_Scalar;
@@ -55,7 +66,7 @@ const Kernels& scalar_kernels() {
       "scalar",
       {quantize_tensor<int8_t>, quantize_tensor<uint8_t>, quantize_vec<int8_t>,
        quantize_vec<uint8_t>, dequantize_tensor<int8_t>, dequantize_tensor<uint8_t>,
-       dequantize_vec<int8_t>, dequantize_vec<uint8_t>},
+       dequantize_vec<int8_t>, dequantize_vec<uint8_t>, minmax_f32},
       kGemmS8S8_4x8c2_Scalar,
   };
   return k;
