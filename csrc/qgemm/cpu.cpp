@@ -110,8 +110,8 @@ Kernels kernels_for(Isa isa) {
   Kernels k = scalar_kernels();
   k.isa = isa_name(isa);
 #if defined(QGEMM_HAVE_AVX2)
-  // AVX-512 VNNI CPUs keep the AVX2 quantize loops (memory bound already).
-  if (isa == Isa::avx2 || isa == Isa::avx512_vnni) k.quant = avx2_quantize_kernels();
+  if (isa == Isa::avx2) k.quant = avx2_quantize_kernels();
+  if (isa == Isa::avx512_vnni) k.quant = avx512_quantize_kernels();
   if (isa == Isa::avx2) k.gemm = avx2_gemm_kernel();
   if (isa == Isa::avx512_vnni) k.gemm = avx512vnni_gemm_kernel();
 #endif

@@ -92,6 +92,7 @@ const Kernels& scalar_kernels();
 const QuantizeKernels& avx2_quantize_kernels();
 const GemmKernel& avx2_gemm_kernel();
 const GemmKernel& avx512vnni_gemm_kernel();
+const QuantizeKernels& avx512_quantize_kernels();
 #endif
 #if defined(QGEMM_HAVE_NEON)
 const QuantizeKernels& neon_quantize_kernels();

@@ -1,0 +1,218 @@
+// AVX-512 quantize / dequantize, 64 elements (one output cache line of
+// bytes) per step. Same arithmetic as the scalar reference: true division,
+// clamp in float with maxps/minps (NaN -> lower bound), round half to even
+// with cvtps2dq under the default rounding mode, then add the zero point,
+// so results are bit-identical. Tails use masked loads and stores.
+// Compiled with AVX-512 F/BW/DQ/VL flags: only reached after run-time detection.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "qgemm/kernels.h"
+
+namespace qgemm {
+namespace {
+
+constexpr size_t kStep = 64;
+// Large outputs are written with non-temporal stores (elements per call).
+constexpr size_t kStreamMin = size_t(1) << 20;
+
+// Parameters for 16 lanes: scale, float clamp bounds, zero point.
+struct Lanes {
+  __m512 scale, lo, hi;
+  __m512i zp;
+};
+
+template <bool kU8>
+inline Lanes lanes_from(__m512 scale, __m512i zp) {
+  const __m512i qmin = _mm512_set1_epi32(kU8 ? 0 : -128), qmax = _mm512_set1_epi32(kU8 ? 255 : 127);
+  return {scale, _mm512_cvtepi32_ps(_mm512_sub_epi32(qmin, zp)),
+          _mm512_cvtepi32_ps(_mm512_sub_epi32(qmax, zp)), zp};
+}
+
+inline __m512i quantize16(__m512 v, const Lanes& p) {
+  v = _mm512_div_ps(v, p.scale);
+  v = _mm512_max_ps(v, p.lo);  // NaN -> lo (maxps returns its second operand)
+  v = _mm512_min_ps(v, p.hi);
+  return _mm512_add_epi32(_mm512_cvtps_epi32(v), p.zp);
+}
+
+// 64 int32 codes (already in range: the saturating packs only narrow) -> 64
+// bytes. The packs interleave per 128-bit lane: dword 4L+j of b holds codes
+// 4L..4L+3 of q_j; the permute puts them back in order.
+template <bool kU8>
+inline __m512i pack64(__m512i q0, __m512i q1, __m512i q2, __m512i q3) {
+  const __m512i w01 = _mm512_packs_epi32(q0, q1), w23 = _mm512_packs_epi32(q2, q3);
+  const __m512i b = kU8 ? _mm512_packus_epi16(w01, w23) : _mm512_packs_epi16(w01, w23);
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_epi32(order, b);
+}
+
+// Up to 16 elements with masks (tails, and the head that aligns the
+// output for streaming stores). Masked-off lanes are neither read nor
+// written, and raise no floating-point flags.
+template <class T, bool kVec>
+inline void quantize_masked(const float* x, T* y, size_t n, const float* scale, const int32_t* zp,
+                            const Lanes& p1) {
+  constexpr bool kU8 = std::is_same<T, uint8_t>::value;
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    Lanes p = p1;
+    if (kVec) p = lanes_from<kU8>(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, scale + i),
+                                  _mm512_maskz_loadu_epi32(m, zp + i));
+    __m512 v = _mm512_maskz_div_ps(m, _mm512_maskz_loadu_ps(m, x + i), p.scale);
+    v = _mm512_min_ps(_mm512_max_ps(v, p.lo), p.hi);
+    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), p.zp);
+    // In range already: the saturating narrows only narrow.
+    if (kU8) _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, q);
+    else _mm512_mask_cvtsepi32_storeu_epi8(y + i, m, q);
+  }
+}
+
+template <class T, bool kVec, bool kStream>
+inline void quantize_body(const float* x, T* y, size_t n, const float* scale, const int32_t* zp,
+                          const Lanes& p1) {
+  constexpr bool kU8 = std::is_same<T, uint8_t>::value;
+  for (size_t i = 0; i + kStep <= n; i += kStep) {
+    __m512i q[4];
+    for (int j = 0; j < 4; ++j) {
+      Lanes p = p1;
+      if (kVec) p = lanes_from<kU8>(_mm512_loadu_ps(scale + i + 16 * j), _mm512_loadu_si512(zp + i + 16 * j));
+      q[j] = quantize16(_mm512_loadu_ps(x + i + 16 * j), p);
+    }
+    const __m512i b = pack64<kU8>(q[0], q[1], q[2], q[3]);
+    if (kStream) _mm512_stream_si512(reinterpret_cast<__m512i*>(y + i), b);
+    else _mm512_storeu_si512(y + i, b);
+  }
+}
+
+template <class T, bool kVec>
+void quantize_f32(const float* x, T* y, size_t n, const float* scale, const int32_t* zp) {
+  constexpr bool kU8 = std::is_same<T, uint8_t>::value;
+  Lanes p1{};
+  if (!kVec) p1 = lanes_from<kU8>(_mm512_set1_ps(scale[0]), _mm512_set1_epi32(zp[0]));
+  const float* ss = kVec ? scale : nullptr;
+  const int32_t* zs = kVec ? zp : nullptr;
+  size_t i = 0;
+  if (n >= kStreamMin) {
+    // Non-temporal stores skip the read-for-ownership of output lines that
+    // are only written; they need 64-byte alignment, so align with a head.
+    i = (64 - reinterpret_cast<uintptr_t>(y) % 64) % 64;
+    quantize_masked<T, kVec>(x, y, i, ss, zs, p1);
+    const size_t body = (n - i) / kStep * kStep;
+    quantize_body<T, kVec, true>(x + i, y + i, body, kVec ? ss + i : nullptr, kVec ? zs + i : nullptr, p1);
+    _mm_sfence();
+    i += body;
+  } else {
+    const size_t body = n / kStep * kStep;
+    quantize_body<T, kVec, false>(x, y, body, ss, zs, p1);
+    i = body;
+  }
+  quantize_masked<T, kVec>(x + i, y + i, n - i, kVec ? ss + i : nullptr, kVec ? zs + i : nullptr, p1);
+}
+
+template <class T>
+inline __m512i widen16(__m128i b) {
+  return std::is_same<T, uint8_t>::value ? _mm512_cvtepu8_epi32(b) : _mm512_cvtepi8_epi32(b);
+}
+
+template <class T, bool kVec, bool kStream, bool kMasked>
+inline void dequantize_body(const T* q, float* y, size_t n, const float* scale, const int32_t* zp,
+                            __m512 s1, __m512i z1) {
+  constexpr size_t step = kMasked ? 16 : kStep;
+  for (size_t i = 0; kMasked ? i < n : i + step <= n; i += step) {
+    for (size_t j = 0; j < step; j += 16) {
+      const size_t o = i + j;
+      const __mmask16 m =
+          !kMasked || n - o >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - o)) - 1);
+      const __m128i b = kMasked ? _mm_maskz_loadu_epi8(m, q + o)
+                                : _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + o));
+      __m512 s = s1;
+      __m512i z = z1;
+      if (kVec) {
+        s = kMasked ? _mm512_maskz_loadu_ps(m, scale + o) : _mm512_loadu_ps(scale + o);
+        z = kMasked ? _mm512_maskz_loadu_epi32(m, zp + o) : _mm512_loadu_si512(zp + o);
+      }
+      const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(widen16<T>(b), z)), s);
+      if (kMasked) _mm512_mask_storeu_ps(y + o, m, v);
+      else if (kStream) _mm512_stream_ps(y + o, v);
+      else _mm512_storeu_ps(y + o, v);
+    }
+  }
+}
+
+template <class T, bool kVec>
+void dequantize_f32(const T* q, float* y, size_t n, const float* scale, const int32_t* zp) {
+  const __m512 s1 = _mm512_set1_ps(kVec ? 1.0f : scale[0]);
+  const __m512i z1 = _mm512_set1_epi32(kVec ? 0 : zp[0]);
+  const float* ss = kVec ? scale : nullptr;
+  const int32_t* zs = kVec ? zp : nullptr;
+  size_t i = 0;
+  if (n >= kStreamMin && reinterpret_cast<uintptr_t>(y) % 4 == 0) {  // see quantize_f32
+    i = (64 - reinterpret_cast<uintptr_t>(y) % 64) % 64 / 4;
+    dequantize_body<T, kVec, false, true>(q, y, i, ss, zs, s1, z1);
+    const size_t body = (n - i) / kStep * kStep;
+    dequantize_body<T, kVec, true, false>(q + i, y + i, body, kVec ? ss + i : nullptr,
+                                          kVec ? zs + i : nullptr, s1, z1);
+    _mm_sfence();
+    i += body;
+  } else {
+    const size_t body = n / kStep * kStep;
+    dequantize_body<T, kVec, false, false>(q, y, body, ss, zs, s1, z1);
+    i = body;
+  }
+  dequantize_body<T, kVec, false, true>(q + i, y + i, n - i, kVec ? ss + i : nullptr,
+                                        kVec ? zs + i : nullptr, s1, z1);
+}
+
+template <class T>
+void quantize_tensor(const float* x, T* y, size_t n, float scale, int32_t zp) {
+  quantize_f32<T, false>(x, y, n, &scale, &zp);
+}
+template <class T>
+void dequantize_tensor(const T* q, float* y, size_t n, float scale, int32_t zp) {
+  dequantize_f32<T, false>(q, y, n, &scale, &zp);
+}
+
+// minps(x, m) returns m when x is NaN, so NaN never replaces the running
+// value (the scalar rule) and the accumulators never hold NaN; four of them
+// hide the latency. Masked-off tail lanes keep their accumulator.
+void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
+  __m512 l[4], h[4];
+  for (int u = 0; u < 4; ++u) {
+    l[u] = _mm512_set1_ps(INFINITY);
+    h[u] = _mm512_set1_ps(-INFINITY);
+  }
+  size_t i = 0;
+  for (; i + kStep <= n; i += kStep)
+    for (int u = 0; u < 4; ++u) {
+      const __m512 v = _mm512_loadu_ps(x + i + 16 * u);
+      l[u] = _mm512_min_ps(v, l[u]);
+      h[u] = _mm512_max_ps(v, h[u]);
+    }
+  for (int u = 0; i < n; i += 16, ++u) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    l[u] = _mm512_mask_min_ps(l[u], m, v, l[u]);
+    h[u] = _mm512_mask_max_ps(h[u], m, v, h[u]);
+  }
+  *lo = _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(l[0], l[1]), _mm512_min_ps(l[2], l[3])));
+  *hi = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(h[0], h[1]), _mm512_max_ps(h[2], h[3])));
+}
+
+}  // namespace
+
+const QuantizeKernels& avx512_quantize_kernels() {
+  static const QuantizeKernels k = {
+      quantize_tensor<int8_t>,          quantize_tensor<uint8_t>,
+      quantize_f32<int8_t, true>,       quantize_f32<uint8_t, true>,
+      dequantize_tensor<int8_t>,        dequantize_tensor<uint8_t>,
+      dequantize_f32<int8_t, true>,     dequantize_f32<uint8_t, true>,
+      minmax_f32,
+  };
+  return k;
+}
+
+}  // namespace qgemm
