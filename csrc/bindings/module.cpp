@@ -273,6 +273,7 @@ py::dict py_cpu_info() {
   const CpuFeatures& f = cpu_features();
   py::dict feats;
   feats["avx2"] = f.avx2;
+  feats["avx_vnni"] = f.avx_vnni;
   feats["avx512_vnni"] = f.avx512_vnni;
   feats["neon"] = f.neon;
   feats["dotprod"] = f.dotprod;

@@ -16,12 +16,14 @@
 namespace qgemm {
 
 // Every ISA, worst to best within each architecture.
-constexpr Isa kAllIsas[] = {Isa::scalar, Isa::avx2, Isa::avx512_vnni, Isa::neon, Isa::neon_dotprod};
+constexpr Isa kAllIsas[] = {Isa::scalar,      Isa::avx2, Isa::avx_vnni,
+                            Isa::avx512_vnni, Isa::neon, Isa::neon_dotprod};
 
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::scalar: return "scalar";
     case Isa::avx2: return "avx2";
+    case Isa::avx_vnni: return "avx_vnni";
     case Isa::avx512_vnni: return "avx512_vnni";
     case Isa::neon: return "neon";
     case Isa::neon_dotprod: return "neon_dotprod";
@@ -33,7 +35,7 @@ Isa parse_isa(const std::string& name) {
   for (Isa isa : kAllIsas)
     if (name == isa_name(isa)) return isa;
   throw std::invalid_argument(
-      "QGEMM_ISA must be one of scalar, avx2, avx512_vnni, neon, neon_dotprod; got '" +
+      "QGEMM_ISA must be one of scalar, avx2, avx_vnni, avx512_vnni, neon, neon_dotprod; got '" +
                               name + "'");
 }
 
@@ -58,6 +60,9 @@ CpuFeatures detect() {
       const bool f512 = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30),
                  vl = b & (1u << 31), vnni = c & (1u << 11);
       f.avx512_vnni = f.avx2 && zmm_enabled && f512 && dq && bw && vl && vnni;
+      unsigned eax1 = 0, ebx1, ecx1, edx1;
+      if (a >= 1 && __get_cpuid_count(7, 1, &eax1, &ebx1, &ecx1, &edx1))
+        f.avx_vnni = f.avx2 && (eax1 & (1u << 4));  // AVX-VNNI
     }
   }
 #endif
@@ -87,6 +92,7 @@ bool isa_available(Isa isa) {
     case Isa::scalar: return true;
 #if defined(QGEMM_HAVE_AVX2)
     case Isa::avx2: return f.avx2;
+    case Isa::avx_vnni: return f.avx_vnni;
     case Isa::avx512_vnni: return f.avx512_vnni;
 #endif
 #if defined(QGEMM_HAVE_NEON)
@@ -110,9 +116,11 @@ Kernels kernels_for(Isa isa) {
   Kernels k = scalar_kernels();
   k.isa = isa_name(isa);
 #if defined(QGEMM_HAVE_AVX2)
-  if (isa == Isa::avx2) k.quant = avx2_quantize_kernels();
+  // AVX-VNNI CPUs keep the AVX2 quantize loops (memory bound already).
+  if (isa == Isa::avx2 || isa == Isa::avx_vnni) k.quant = avx2_quantize_kernels();
   if (isa == Isa::avx512_vnni) k.quant = avx512_quantize_kernels();
   if (isa == Isa::avx2) k.gemm = avx2_gemm_kernel();
+  if (isa == Isa::avx_vnni) k.gemm = avxvnni_gemm_kernel();
   if (isa == Isa::avx512_vnni) k.gemm = avx512vnni_gemm_kernel();
 #endif
 #if defined(QGEMM_HAVE_NEON)

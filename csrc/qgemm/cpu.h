@@ -6,14 +6,15 @@
 
 namespace qgemm {
 
-enum class Isa { scalar = 0, avx2 = 1, avx512_vnni = 4, neon = 2, neon_dotprod = 3 };
+enum class Isa { scalar = 0, avx2 = 1, avx_vnni = 5, avx512_vnni = 4, neon = 2, neon_dotprod = 3 };
 
 const char* isa_name(Isa isa);
-// Parses "scalar", "avx2", "avx512_vnni", "neon", "neon_dotprod"; throws std::invalid_argument.
+// Parses "scalar", "avx2", "avx_vnni", "avx512_vnni", "neon", "neon_dotprod"; throws std::invalid_argument.
 Isa parse_isa(const std::string& name);
 
 struct CpuFeatures {
   bool avx2 = false;  // AVX2 + FMA + OS support for YMM state
+  bool avx_vnni = false;  // AVX2 + AVX-VNNI (VEX vpdpbusd on ymm)
   bool avx512_vnni = false;  // AVX-512 F/BW/DQ/VL + VNNI + OS support for ZMM and mask state
   bool neon = false;
   bool dotprod = false;

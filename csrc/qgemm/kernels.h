@@ -91,6 +91,7 @@ const Kernels& scalar_kernels();
 #if defined(QGEMM_HAVE_AVX2)
 const QuantizeKernels& avx2_quantize_kernels();
 const GemmKernel& avx2_gemm_kernel();
+const GemmKernel& avxvnni_gemm_kernel();
 const GemmKernel& avx512vnni_gemm_kernel();
 const QuantizeKernels& avx512_quantize_kernels();
 #endif
