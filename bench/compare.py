@@ -673,7 +673,9 @@ def print_targets():
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog="For fair NumPy numbers: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+                                       "python bench/compare.py")
     p.add_argument("--only", default=",".join(SECTIONS),
                    help=f"comma-separated sections to run, from: {', '.join(SECTIONS)} (default: all)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a CI smoke run)")
