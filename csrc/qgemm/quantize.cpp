@@ -12,6 +12,18 @@ namespace {
 
 // Work below this many elements per thread is not worth waking a thread for.
 constexpr size_t kMinChunk = 1 << 16;
+// Large arrays are cut into tasks of about this many elements, taken by the
+// threads as they come free: on a shared machine a thread that is descheduled
+// for a while then delays the call by one task, not by half of the array.
+// Large enough for the kernels' streaming-store path (1M elements per call).
+constexpr size_t kTaskElems = 1 << 20;
+
+size_t task_count(size_t n) {
+  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t by_threads = std::max<size_t>(1, std::min(threads, n / kMinChunk));
+  return by_threads == 1 ? 1 : std::max(by_threads, n / kTaskElems);
+}
+
 // Per-channel with short inner runs: expand the parameters to one per element
 // of a [channels * inner] row and use the per-element kernels.
 constexpr size_t kMinSegment = 64;
@@ -56,8 +68,7 @@ void run(const ChannelLayout& L, const float* scale, const int32_t* zp, PerTenso
         row_zp[c * L.inner + i] = zp[c];
       }
   }
-  const size_t threads = static_cast<size_t>(get_num_threads());
-  const size_t n_tasks = std::max<size_t>(1, std::min(threads, L.n / kMinChunk));
+  const size_t n_tasks = task_count(L.n);
   // Chunk boundaries on 64-element multiples keep stores cache-line aligned.
   const size_t chunk = ((L.n + n_tasks - 1) / n_tasks + 63) / 64 * 64;
   parallel_for(n_tasks, [&](size_t t) {
@@ -88,8 +99,7 @@ void quantize(const float* x, void* q, QDtype dtype, const ChannelLayout& L, con
 }
 
 void minmax(const float* x, size_t n, float* lo, float* hi, const QuantizeKernels& k) {
-  const size_t threads = static_cast<size_t>(get_num_threads());
-  const size_t n_tasks = std::max<size_t>(1, std::min(threads, n / kMinChunk));
+  const size_t n_tasks = task_count(n);
   std::vector<float> los(n_tasks, INFINITY), his(n_tasks, -INFINITY);
   const size_t chunk = (n + n_tasks - 1) / n_tasks;
   parallel_for(n_tasks, [&](size_t t) {

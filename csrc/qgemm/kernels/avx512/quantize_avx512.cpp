@@ -6,6 +6,7 @@
 // Compiled with AVX-512 F/BW/DQ/VL flags: only reached after run-time detection.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -18,6 +19,20 @@ namespace {
 constexpr size_t kStep = 64;
 // Large outputs are written with non-temporal stores (elements per call).
 constexpr size_t kStreamMin = size_t(1) << 20;
+// Software prefetch distance for the input stream. One core's read rate from
+// DRAM is bound by how many cache-line misses it has in flight, and the
+// hardware prefetcher alone keeps too few: measured on Zen 5 (16M floats,
+// one thread), quantize ran 8.8 Gelem/s without and ~14 with 16 KiB ahead.
+constexpr size_t kPrefetchBytes = 16384;
+// Below this many input bytes per call the data is likely cached, and the
+// prefetch instructions only cost load slots (~15% in L1).
+constexpr size_t kPrefetchMinBytes = size_t(256) << 10;
+
+// Prefetches [p, p + bytes) to L1, one cache line at a time.
+inline void prefetch_range(const void* p, size_t bytes) {
+  for (size_t o = 0; o < bytes; o += 64)
+    _mm_prefetch(static_cast<const char*>(p) + o, _MM_HINT_T0);
+}
 
 // Parameters for 16 lanes: scale, float clamp bounds, zero point.
 struct Lanes {
@@ -71,11 +86,16 @@ inline void quantize_masked(const float* x, T* y, size_t n, const float* scale, 
   }
 }
 
-template <class T, bool kVec, bool kStream>
+// n is a multiple of kStep. The prefetches stay inside [x, x + n): past the
+// end they would only fetch lines nobody reads.
+template <class T, bool kVec, bool kStream, bool kPrefetch>
 inline void quantize_body(const float* x, T* y, size_t n, const float* scale, const int32_t* zp,
                           const Lanes& p1) {
   constexpr bool kU8 = std::is_same<T, uint8_t>::value;
-  for (size_t i = 0; i + kStep <= n; i += kStep) {
+  constexpr size_t ahead = kPrefetchBytes / sizeof(float);
+  if (kPrefetch) prefetch_range(x, std::min(n, ahead) * sizeof(float));
+  for (size_t i = 0; i < n; i += kStep) {
+    if (kPrefetch && i + ahead + kStep <= n) prefetch_range(x + i + ahead, kStep * sizeof(float));
     __m512i q[4];
     for (int j = 0; j < 4; ++j) {
       Lanes p = p1;
@@ -92,7 +112,9 @@ template <class T, bool kVec>
 void quantize_f32(const float* x, T* y, size_t n, const float* scale, const int32_t* zp) {
   constexpr bool kU8 = std::is_same<T, uint8_t>::value;
   Lanes p1{};
-  if (!kVec) p1 = lanes_from<kU8>(_mm512_set1_ps(scale[0]), _mm512_set1_epi32(zp[0]));
+  if (!kVec)
+    p1 = {_mm512_set1_ps(scale[0]), _mm512_set1_ps(static_cast<float>((kU8 ? 0 : -128) - zp[0])),
+          _mm512_set1_ps(static_cast<float>((kU8 ? 255 : 127) - zp[0])), _mm512_set1_epi32(zp[0])};
   const float* ss = kVec ? scale : nullptr;
   const int32_t* zs = kVec ? zp : nullptr;
   size_t i = 0;
@@ -102,12 +124,13 @@ void quantize_f32(const float* x, T* y, size_t n, const float* scale, const int3
     i = (64 - reinterpret_cast<uintptr_t>(y) % 64) % 64;
     quantize_masked<T, kVec>(x, y, i, ss, zs, p1);
     const size_t body = (n - i) / kStep * kStep;
-    quantize_body<T, kVec, true>(x + i, y + i, body, kVec ? ss + i : nullptr, kVec ? zs + i : nullptr, p1);
+    quantize_body<T, kVec, true, true>(x + i, y + i, body, kVec ? ss + i : nullptr, kVec ? zs + i : nullptr, p1);
     _mm_sfence();
     i += body;
   } else {
     const size_t body = n / kStep * kStep;
-    quantize_body<T, kVec, false>(x, y, body, ss, zs, p1);
+    if (n * sizeof(float) >= kPrefetchMinBytes) quantize_body<T, kVec, false, true>(x, y, body, ss, zs, p1);
+    else quantize_body<T, kVec, false, false>(x, y, body, ss, zs, p1);
     i = body;
   }
   quantize_masked<T, kVec>(x + i, y + i, n - i, kVec ? ss + i : nullptr, kVec ? zs + i : nullptr, p1);
@@ -118,11 +141,13 @@ inline __m512i widen16(__m128i b) {
   return std::is_same<T, uint8_t>::value ? _mm512_cvtepu8_epi32(b) : _mm512_cvtepi8_epi32(b);
 }
 
-template <class T, bool kVec, bool kStream, bool kMasked>
+template <class T, bool kVec, bool kStream, bool kMasked, bool kPrefetch = false>
 inline void dequantize_body(const T* q, float* y, size_t n, const float* scale, const int32_t* zp,
                             __m512 s1, __m512i z1) {
-  constexpr size_t step = kMasked ? 16 : kStep;
+  constexpr size_t step = kMasked ? 16 : kStep, ahead = kPrefetchBytes / 4;  // see quantize_body
+  if (kPrefetch) prefetch_range(q, std::min(n, ahead));
   for (size_t i = 0; kMasked ? i < n : i + step <= n; i += step) {
+    if (kPrefetch && i + ahead + step <= n) _mm_prefetch(reinterpret_cast<const char*>(q + i + ahead), _MM_HINT_T0);
     for (size_t j = 0; j < step; j += 16) {
       const size_t o = i + j;
       const __mmask16 m =
@@ -154,7 +179,7 @@ void dequantize_f32(const T* q, float* y, size_t n, const float* scale, const in
     i = (64 - reinterpret_cast<uintptr_t>(y) % 64) % 64 / 4;
     dequantize_body<T, kVec, false, true>(q, y, i, ss, zs, s1, z1);
     const size_t body = (n - i) / kStep * kStep;
-    dequantize_body<T, kVec, true, false>(q + i, y + i, body, kVec ? ss + i : nullptr,
+    dequantize_body<T, kVec, true, false, true>(q + i, y + i, body, kVec ? ss + i : nullptr,
                                           kVec ? zs + i : nullptr, s1, z1);
     _mm_sfence();
     i += body;
@@ -186,20 +211,35 @@ void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
     h[u] = _mm512_set1_ps(-INFINITY);
   }
   size_t i = 0;
-  for (; i + kStep <= n; i += kStep)
+  constexpr size_t ahead = kPrefetchBytes / sizeof(float);  // see quantize_body
+  const bool pf = n * sizeof(float) >= kPrefetchMinBytes;
+  if (pf) prefetch_range(x, std::min(n, ahead) * sizeof(float));
+  for (; i + kStep <= n; i += kStep) {
+    if (pf && i + ahead + kStep <= n) prefetch_range(x + i + ahead, kStep * sizeof(float));
     for (int u = 0; u < 4; ++u) {
       const __m512 v = _mm512_loadu_ps(x + i + 16 * u);
       l[u] = _mm512_min_ps(v, l[u]);
       h[u] = _mm512_max_ps(v, h[u]);
     }
+  }
   for (int u = 0; i < n; i += 16, ++u) {
     const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
     const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
     l[u] = _mm512_mask_min_ps(l[u], m, v, l[u]);
     h[u] = _mm512_mask_max_ps(h[u], m, v, h[u]);
   }
-  *lo = _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(l[0], l[1]), _mm512_min_ps(l[2], l[3])));
-  *hi = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(h[0], h[1]), _mm512_max_ps(h[2], h[3])));
+  alignas(64) float ls[64], hs[64];
+  for (int u = 0; u < 4; ++u) {
+    _mm512_store_ps(ls + 16 * u, l[u]);
+    _mm512_store_ps(hs + 16 * u, h[u]);
+  }
+  float lo_v = ls[0], hi_v = hs[0];
+  for (int u = 1; u < 64; ++u) {
+    lo_v = ls[u] < lo_v ? ls[u] : lo_v;
+    hi_v = hs[u] > hi_v ? hs[u] : hi_v;
+  }
+  *lo = lo_v;
+  *hi = hi_v;
 }
 
 }  // namespace
