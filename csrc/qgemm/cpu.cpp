@@ -92,7 +92,9 @@ bool isa_available(Isa isa) {
     case Isa::scalar: return true;
 #if defined(QGEMM_HAVE_AVX2)
     case Isa::avx2: return f.avx2;
+#if defined(QGEMM_HAVE_AVXVNNI)
     case Isa::avx_vnni: return f.avx_vnni;
+#endif
     case Isa::avx512_vnni: return f.avx512_vnni;
 #endif
 #if defined(QGEMM_HAVE_NEON)
@@ -120,7 +122,9 @@ Kernels kernels_for(Isa isa) {
   if (isa == Isa::avx2 || isa == Isa::avx_vnni) k.quant = avx2_quantize_kernels();
   if (isa == Isa::avx512_vnni) k.quant = avx512_quantize_kernels();
   if (isa == Isa::avx2) k.gemm = avx2_gemm_kernel();
+#if defined(QGEMM_HAVE_AVXVNNI)
   if (isa == Isa::avx_vnni) k.gemm = avxvnni_gemm_kernel();
+#endif
   if (isa == Isa::avx512_vnni) k.gemm = avx512vnni_gemm_kernel();
 #endif
 #if defined(QGEMM_HAVE_NEON)

@@ -91,9 +91,11 @@ const Kernels& scalar_kernels();
 #if defined(QGEMM_HAVE_AVX2)
 const QuantizeKernels& avx2_quantize_kernels();
 const GemmKernel& avx2_gemm_kernel();
-const GemmKernel& avxvnni_gemm_kernel();
 const GemmKernel& avx512vnni_gemm_kernel();
 const QuantizeKernels& avx512_quantize_kernels();
+#endif
+#if defined(QGEMM_HAVE_AVXVNNI)
+const GemmKernel& avxvnni_gemm_kernel();
 #endif
 #if defined(QGEMM_HAVE_NEON)
 const QuantizeKernels& neon_quantize_kernels();
