@@ -141,6 +141,65 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
     check(std::memcmp(fgot, fwant.data(), n * 4) == 0,
           isa + " dequantize large, misalign=" + std::to_string(misalign));
   }
+  // Every signedness and the per-element kernels on large calls (streaming
+  // stores after a head that aligns the output) and mid-size ones (prefetch,
+  // plain stores), input and output at several offsets from a cache line.
+  for (size_t n : {(size_t(1) << 20) + 77, size_t(200003)}) {
+    for (size_t off : {0, 3, 17}) {
+      std::vector<float> xbuf(n + 64), sv(n), fgot_buf(n + 64), fwant(n);
+      std::vector<int32_t> zv(n);
+      std::vector<uint8_t> gbuf(n + 128), want(n);
+      const size_t xpad = (64 - reinterpret_cast<uintptr_t>(xbuf.data()) % 64) % 64 / 4;
+      const size_t ypad = (64 - reinterpret_cast<uintptr_t>(gbuf.data()) % 64) % 64;
+      const size_t fpad = (64 - reinterpret_cast<uintptr_t>(fgot_buf.data()) % 64) % 64 / 4;
+      float* x = xbuf.data() + xpad + (off % 5);
+      uint8_t* got = gbuf.data() + ypad + off;
+      float* fgot = fgot_buf.data() + fpad + off % 16;
+      const std::vector<float> xs = quantize_inputs(n, 0.03f);
+      std::copy(xs.begin(), xs.end(), x);
+      for (QDtype dt : {QDtype::s8, QDtype::u8}) {
+        const bool u8 = dt == QDtype::u8;
+        for (size_t i = 0; i < n; ++i) {
+          sv[i] = 0.03f * (1.0f + (i % 7) * 0.125f);
+          zv[i] = u8 ? rand_int(0, 255) : rand_int(-128, 127);
+        }
+        const int32_t zp = u8 ? 77 : -9;
+        const std::string tag = isa + (u8 ? " u8" : " s8") + " n=" + std::to_string(n) +
+                                " offset=" + std::to_string(off);
+        for (bool vec : {false, true}) {
+          const std::string what = std::string(vec ? " per-element" : " per-tensor") + tag;
+          if (u8 && vec) {
+            k.quant.f32_to_u8_vec(x, got, n, sv.data(), zv.data());
+            ref.quant.f32_to_u8_vec(x, want.data(), n, sv.data(), zv.data());
+          } else if (u8) {
+            k.quant.f32_to_u8(x, got, n, 0.03f, zp);
+            ref.quant.f32_to_u8(x, want.data(), n, 0.03f, zp);
+          } else if (vec) {
+            k.quant.f32_to_s8_vec(x, (int8_t*)got, n, sv.data(), zv.data());
+            ref.quant.f32_to_s8_vec(x, (int8_t*)want.data(), n, sv.data(), zv.data());
+          } else {
+            k.quant.f32_to_s8(x, (int8_t*)got, n, 0.03f, zp);
+            ref.quant.f32_to_s8(x, (int8_t*)want.data(), n, 0.03f, zp);
+          }
+          check(std::memcmp(got, want.data(), n) == 0, "quantize" + what);
+          if (u8 && vec) {
+            k.quant.u8_to_f32_vec(got, fgot, n, sv.data(), zv.data());
+            ref.quant.u8_to_f32_vec(got, fwant.data(), n, sv.data(), zv.data());
+          } else if (u8) {
+            k.quant.u8_to_f32(got, fgot, n, 0.03f, zp);
+            ref.quant.u8_to_f32(got, fwant.data(), n, 0.03f, zp);
+          } else if (vec) {
+            k.quant.s8_to_f32_vec((int8_t*)got, fgot, n, sv.data(), zv.data());
+            ref.quant.s8_to_f32_vec((int8_t*)got, fwant.data(), n, sv.data(), zv.data());
+          } else {
+            k.quant.s8_to_f32((int8_t*)got, fgot, n, 0.03f, zp);
+            ref.quant.s8_to_f32((int8_t*)got, fwant.data(), n, 0.03f, zp);
+          }
+          check(std::memcmp(fgot, fwant.data(), n * 4) == 0, "dequantize" + what);
+        }
+      }
+    }
+  }
   // Random float bit patterns: signalling and quiet NaNs of both signs,
   // subnormals, huge values (a vector min/max may treat these differently).
   {
