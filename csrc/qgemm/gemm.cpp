@@ -14,6 +14,7 @@ constexpr size_t kKc = 2048;  // K block (measured: fewer, longer blocks beat an
 constexpr size_t kMcBytes = 256 << 10;  // M block: the packed A block (mc x kc) stays in L2
 constexpr size_t kMcMaxTiles = 16;
 constexpr size_t kMinParallelMacs = size_t(1) << 19;  // below this, threads cost more than they give
+constexpr size_t kTasksPerThread = 4;
 
 // A per-column array padded with zeros to whole panels (empty if src is null).
 template <class T>
@@ -168,18 +169,22 @@ void gemm(const GemmKernel& kern, const AOperand& a, int32_t za, const PackedB& 
   }
   P.cols = ColumnParams(out, N, padded_n);
   P.base = epilogue_base(out);
-  // Split rows across threads when there are enough, else split panels.
+  // Split rows across threads when there are enough, else split panels. Up
+  // to kTasksPerThread tasks per thread, taken dynamically: a thread that is
+  // descheduled (a busy machine) then delays the call by one small task, not
+  // by its whole share.
   const size_t threads = static_cast<size_t>(get_num_threads());
-  const size_t mr = kern.mr;
+  const size_t mr = kern.mr, row_tiles = (rows + mr - 1) / mr;
   size_t tasks = 1;
-  if (threads > 1 && rows * N * K >= kMinParallelMacs) tasks = threads;
-  const bool split_rows = rows >= tasks * 2 * mr;
-  if (!split_rows) tasks = std::min(tasks, b.panels);
+  bool split_rows = false;
+  if (threads > 1 && rows * N * K >= kMinParallelMacs) {
+    split_rows = row_tiles >= threads * 2;
+    tasks = std::min(threads * kTasksPerThread, split_rows ? row_tiles / 2 : b.panels);
+  }
   parallel_for(tasks, [&](size_t t) {
     if (split_rows) {
-      const size_t tiles = (rows + mr - 1) / mr;
-      const size_t r0 = std::min(rows, tiles * t / tasks * mr);
-      const size_t r1 = std::min(rows, tiles * (t + 1) / tasks * mr);
+      const size_t r0 = std::min(rows, row_tiles * t / tasks * mr);
+      const size_t r1 = std::min(rows, row_tiles * (t + 1) / tasks * mr);
       if (r0 < r1) run_block(P, r0, r1, 0, b.panels);
     } else {
       const size_t p0 = b.panels * t / tasks, p1 = b.panels * (t + 1) / tasks;
