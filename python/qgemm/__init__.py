@@ -1,8 +1,9 @@
 """qgemm: exact, fast int8 GEMM, quantize and dequantize for NumPy on CPUs.
 
-Kernels (AVX2 on x86-64, NEON/dotprod on AArch64, portable scalar elsewhere)
-are chosen once at import; ``QGEMM_ISA=scalar|avx2|neon|neon_dotprod`` caps
-the choice and ``QGEMM_NUM_THREADS`` sets the thread count.
+Kernels (AVX-512 VNNI, AVX-VNNI or AVX2 on x86-64, NEON/dotprod on AArch64,
+portable scalar elsewhere) are chosen once at import;
+``QGEMM_ISA=scalar|avx2|avx_vnni|avx512_vnni|neon|neon_dotprod`` caps the
+choice and ``QGEMM_NUM_THREADS`` sets the thread count.
 """
 
 from __future__ import annotations
