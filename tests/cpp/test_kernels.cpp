@@ -145,7 +145,7 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
   // stores after a head that aligns the output) and mid-size ones (prefetch,
   // plain stores), input and output at several offsets from a cache line.
   for (size_t n : {(size_t(1) << 20) + 77, size_t(200003)}) {
-    for (size_t off : {0, 3, 17}) {
+    for (size_t off : {0, 3, 6, 10, 17}) {
       std::vector<float> xbuf(n + 64), sv(n), fgot_buf(n + 64), fwant(n);
       std::vector<int32_t> zv(n);
       std::vector<uint8_t> gbuf(n + 128), want(n);
@@ -167,7 +167,7 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
         const std::string tag = isa + (u8 ? " u8" : " s8") + " n=" + std::to_string(n) +
                                 " offset=" + std::to_string(off);
         for (bool vec : {false, true}) {
-          const std::string what = std::string(vec ? " per-element" : " per-tensor") + tag;
+          const std::string what = std::string(vec ? " per-element " : " per-tensor ") + tag;
           if (u8 && vec) {
             k.quant.f32_to_u8_vec(x, got, n, sv.data(), zv.data());
             ref.quant.f32_to_u8_vec(x, want.data(), n, sv.data(), zv.data());
