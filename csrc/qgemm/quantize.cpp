@@ -10,18 +10,23 @@
 namespace qgemm {
 namespace {
 
-// Work below this many elements per thread is not worth waking a thread for.
-constexpr size_t kMinChunk = 1 << 16;
-// Large arrays are cut into tasks of about this many elements, taken by the
-// threads as they come free: on a shared machine a thread that is descheduled
-// for a while then delays the call by one task, not by half of the array.
-// Large enough for the kernels' streaming-store path (1M elements per call).
-constexpr size_t kTaskElems = 1 << 20;
+// Work below this many elements per thread is not worth waking a thread
+// for: a helper starts 20-50 us after the call here (2-vCPU VM), when one
+// thread quantizes 256K cached elements in ~16 us.
+constexpr size_t kMinChunk = 1 << 18;
+// Arrays are cut into about 4 tasks per thread, taken by the threads as they
+// come free: a helper that starts late, or is descheduled for a while on a
+// shared machine, then delays the call by one task, not by its share of the
+// array. Tasks stay within [kTaskMin, kTaskMax] elements; kTaskMax is large
+// enough for the kernels' streaming-store path (1M elements per call).
+constexpr size_t kTaskMin = 1 << 17, kTaskMax = 1 << 20;
 
 size_t task_count(size_t n) {
   const size_t threads = static_cast<size_t>(get_num_threads());
-  const size_t by_threads = std::max<size_t>(1, std::min(threads, n / kMinChunk));
-  return by_threads == 1 ? 1 : std::max(by_threads, n / kTaskElems);
+  const size_t by_threads = std::min(threads, n / kMinChunk);
+  if (by_threads <= 1) return 1;
+  const size_t task = std::min(kTaskMax, std::max(kTaskMin, n / (4 * threads)));
+  return std::max(by_threads, n / task);
 }
 
 // Per-channel with short inner runs: expand the parameters to one per element

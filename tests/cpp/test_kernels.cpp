@@ -10,6 +10,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qgemm/cpu.h"
@@ -106,7 +107,7 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
     }
   }
   // minmax: NaN ignored, infinities kept, (+inf, -inf) when there is no number.
-  for (size_t n : {0, 1, 7, 31, 32, 33, 100, 1000, 4099, 300000}) {
+  for (size_t n : {0, 1, 7, 31, 32, 33, 100, 1000, 4099, 300000, 1500000}) {
     for (int pattern = 0; pattern < 3; ++pattern) {
       std::vector<float> x = quantize_inputs(n, 0.1f);
       if (pattern == 1)  // finite values only
@@ -221,8 +222,10 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
     }
   }
   // The threaded, per-channel entry point against element-wise reference.
-  for (size_t inner : {1, 3, 64, 1000}) {
-    const size_t channels = 5, outer = 70, n = outer * channels * inner;
+  // (inner, outer): the last two have 1.4M and 1.5M elements, many tasks.
+  const std::pair<size_t, size_t> shapes[] = {{1, 70}, {3, 70}, {64, 70}, {1000, 70}, {4000, 70}, {3, 100000}};
+  for (const auto& [inner, outer] : shapes) {
+    const size_t channels = 5, n = outer * channels * inner;
     std::vector<float> sc(channels);
     std::vector<int32_t> zs(channels);
     for (size_t c = 0; c < channels; ++c) {
