@@ -69,52 +69,73 @@ struct Plan {
   const GemmOutput& out;
   size_t out_bytes;               // bytes per output element
   size_t kc_max;                  // K block (all of K unless the output is int32)
+  size_t mc_max;                  // M block: rows of A packed at a time
   int32_t za_eff;                 // za in the stored domain of A
   // Per-column epilogue data, padded to [panels * nr]:
   std::vector<int32_t> col_term;  // za_eff * colsum - bias
   std::vector<int32_t> col_zb;    // zb in the stored domain, empty if all zero
   ColumnParams cols;              // scale, offset, multiplier, shift
   GemmEpilogue base;              // the per-call fields of the epilogue
+  // When every task covers all rows in one M block and one K block (the
+  // panel split of few-row calls), gemm() packs A once for all of them.
+  const uint8_t* a_shared = nullptr;
+  const int32_t* row_term_shared = nullptr;
 };
+
+// Packs rows [m0, m0 + mc) x columns [k0, k0 + kc) of A, tile by tile, into
+// dst and adds the rows' sums of stored values into rowsum[0..mc).
+void pack_a_block(const Plan& P, size_t m0, size_t mc, size_t k0, size_t kc, uint8_t* dst,
+                  int32_t* rowsum) {
+  const GemmKernel& kern = P.kern;
+  const size_t mr = kern.mr;
+  const size_t tile_bytes = (kc + kern.kr - 1) / kern.kr * kern.kr * mr * kern.a_bytes;
+  const uint8_t* row_ptr[64];  // one tile's rows (every kernel's mr is far below 64)
+  for (size_t t = 0; t * mr < mc; ++t) {
+    const int m = static_cast<int>(std::min(mr, mc - t * mr));
+    for (int i = 0; i < m; ++i) {
+      const size_t r = m0 + t * mr + i, bi = r / P.a.m, mi = r % P.a.m;
+      row_ptr[i] = P.a.data + static_cast<ptrdiff_t>(bi) * P.a.batch_stride +
+                   static_cast<ptrdiff_t>(mi) * P.a.row_stride;
+    }
+    pack_a(row_ptr, m, P.a.col_stride, P.a.is_u8, k0, kc, kern.mr, kern.kr, kern.a_bytes,
+           kern.a_unsigned, dst + t * tile_bytes, rowsum + t * mr);
+  }
+}
+
+// rowsum(A) - K * za per row: the row term of the zero-point algebra.
+void row_terms(const Plan& P, const int32_t* rowsum, size_t mc, int32_t* row_term) {
+  for (size_t i = 0; i < mc; ++i)
+    row_term[i] = wrap_sub(rowsum[i], wrap_mul(static_cast<int32_t>(P.a.k), P.za_eff));
+}
 
 // Rows [r0, r1) x panels [p0, p1): pack A block by block and run the tiles.
 void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
   const GemmKernel& kern = P.kern;
   const size_t K = P.a.k, mr = kern.mr, nr = kern.nr;
-  const size_t kc_max = P.kc_max;
-  const size_t mc_tiles = std::max<size_t>(
-      1, std::min(kMcMaxTiles, kMcBytes / std::max<size_t>(1, mr * kc_max * kern.a_bytes)));
-  const size_t mc_max = mr * mc_tiles;
+  const size_t kc_max = P.kc_max, mc_max = P.mc_max;
+  const bool shared = P.a_shared != nullptr;
   thread_local std::vector<int64_t> a_buf;  // int64 for alignment
-  const size_t a_block_bytes = mc_max * kc_max * kern.a_bytes;
+  const size_t a_block_bytes = shared ? 0 : mc_max * kc_max * kern.a_bytes;
   if (a_buf.size() * 8 < a_block_bytes) a_buf.resize(a_block_bytes / 8 + 1);
   uint8_t* a_pack = reinterpret_cast<uint8_t*>(a_buf.data());
-  std::vector<int32_t> rowsum(mc_max), row_term(mc_max);
-  std::vector<const uint8_t*> row_ptr(mc_max);
+  std::vector<int32_t> rowsum(shared ? 0 : mc_max), row_term(shared ? 0 : mc_max);
 
   for (size_t m0 = r0; m0 < r1; m0 += mc_max) {
     const size_t mc = std::min(mc_max, r1 - m0);
     const size_t tiles = (mc + mr - 1) / mr;
-    for (size_t i = 0; i < mc; ++i) {
-      const size_t r = m0 + i, bi = r / P.a.m, mi = r % P.a.m;
-      row_ptr[i] = P.a.data + static_cast<ptrdiff_t>(bi) * P.a.batch_stride +
-                   static_cast<ptrdiff_t>(mi) * P.a.row_stride;
-    }
     std::fill(rowsum.begin(), rowsum.end(), 0);
     // One pass at least: with K == 0 the epilogue still runs, on empty sums.
     for (size_t k0 = 0;;) {
       const size_t kc = std::min(kc_max, K - k0);
       const size_t kc_padded = (kc + kern.kr - 1) / kern.kr * kern.kr;
       const size_t tile_bytes = kc_padded * mr * kern.a_bytes;
-      for (size_t t = 0; t < tiles; ++t) {
-        const int m = static_cast<int>(std::min(mr, mc - t * mr));
-        pack_a(row_ptr.data() + t * mr, m, P.a.col_stride, P.a.is_u8, k0, kc, kern.mr, kern.kr,
-               kern.a_bytes, kern.a_unsigned, a_pack + t * tile_bytes, rowsum.data() + t * mr);
-      }
       const bool final = k0 + kc == K;
-      if (final)
-        for (size_t i = 0; i < mc; ++i)
-          row_term[i] = wrap_sub(rowsum[i], wrap_mul(static_cast<int32_t>(K), P.za_eff));
+      if (!shared) {
+        pack_a_block(P, m0, mc, k0, kc, a_pack, rowsum.data());
+        if (final) row_terms(P, rowsum.data(), mc, row_term.data());
+      }
+      const uint8_t* a_block = shared ? P.a_shared : a_pack;
+      const int32_t* rt = shared ? P.row_term_shared : row_term.data();
       const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
       for (size_t p = p0; p < p1; ++p) {
         const int8_t* b_slice = P.b.panel(p) + k0 * nr;
@@ -125,10 +146,10 @@ void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
         P.cols.point_at(ep, p * nr);
         for (size_t t = 0; t < tiles; ++t) {
           const int m = static_cast<int>(std::min(mr, mc - t * mr));
-          ep.row_term = row_term.data() + t * mr;
+          ep.row_term = rt + t * mr;
           uint8_t* c_tile = static_cast<uint8_t*>(P.out.data) +
                             ((m0 + t * mr) * P.out.ldc + p * nr) * P.out_bytes;
-          kern.micro(kc_padded / kern.kr, a_pack + t * tile_bytes, b_slice, c_tile, P.out.ldc, m,
+          kern.micro(kc_padded / kern.kr, a_block + t * tile_bytes, b_slice, c_tile, P.out.ldc, m,
                      n, flags, &ep);
         }
       }
@@ -146,13 +167,15 @@ void gemm(const GemmKernel& kern, const AOperand& a, int32_t za, const PackedB& 
   if (rows == 0 || N == 0) return;
   const size_t padded_n = b.panels * kern.nr;
   Plan P{kern, a, b, out, out.kind == kOutQuantFloat || out.kind == kOutQuantFixed ? 1u : 4u,
-         0, 0, {}, {}, {}, GemmEpilogue{}};
+         0, 0, 0, {}, {}, {}, GemmEpilogue{}};
   // K blocks keep partial sums in C, which only an int32 output can hold.
   const size_t k_rounded = (K + kern.kr - 1) / kern.kr * kern.kr;
   // Few rows (GEMV-like): no K blocks either, so that each thread streams its
   // part of B once, front to back.
   const bool few_rows = rows <= static_cast<size_t>(2 * kern.mr);
   P.kc_max = out.kind == kOutInt32 && !few_rows ? std::min(kKc, k_rounded) : k_rounded;
+  P.mc_max = kern.mr * std::max<size_t>(1, std::min(kMcMaxTiles, kMcBytes / std::max<size_t>(
+                                                                     1, kern.mr * P.kc_max * kern.a_bytes)));
   // Stored-domain zero points: bytes flipped by ^0x80 move by 128 (see pack.h).
   P.za_eff = za;
   if (kern.a_bytes == 1 && kern.a_unsigned && !a.is_u8) P.za_eff = za + 128;
@@ -180,6 +203,18 @@ void gemm(const GemmKernel& kern, const AOperand& a, int32_t za, const PackedB& 
   if (threads > 1 && rows * N * K >= kMinParallelMacs) {
     split_rows = row_tiles >= threads * 2;
     tasks = std::min(threads * kTasksPerThread, split_rows ? row_tiles / 2 : b.panels);
+  }
+  // Several tasks over all rows in one block: pack A once, here.
+  std::vector<int64_t> a_shared;  // int64 for alignment
+  std::vector<int32_t> rowsum_shared, row_term_shared;
+  if (tasks > 1 && !split_rows && rows <= P.mc_max && P.kc_max >= K) {
+    a_shared.resize((P.mc_max * P.kc_max * kern.a_bytes) / 8 + 1);
+    rowsum_shared.assign(rows, 0);
+    row_term_shared.resize(P.mc_max);
+    pack_a_block(P, 0, rows, 0, K, reinterpret_cast<uint8_t*>(a_shared.data()), rowsum_shared.data());
+    row_terms(P, rowsum_shared.data(), rows, row_term_shared.data());
+    P.a_shared = reinterpret_cast<const uint8_t*>(a_shared.data());
+    P.row_term_shared = row_term_shared.data();
   }
   parallel_for(tasks, [&](size_t t) {
     if (split_rows) {

@@ -412,6 +412,9 @@ static void test_gemm(const Kernels& kern) {
       test_gemm_case(kern, {1, 200, 40, 520, a_u8, b_u8, false, false, true});
       test_gemm_case(kern, {1, 1, 300, 1500, a_u8, b_u8, false, true, false});
       test_gemm_case(kern, {3, 5, 35, 700, a_u8, b_u8, true, false, false});
+      // Few rows, enough work for threads: tasks split the panels and share one packed A.
+      test_gemm_case(kern, {1, 4, 200, 1000, a_u8, b_u8, false, true, false});
+      test_gemm_case(kern, {2, 9, 150, 600, a_u8, b_u8, true, false, false, kOutQuantFloat});
       for (int kind = 1; kind <= 3; ++kind)
         test_gemm_case(kern, {1, 50, 40, 2500, a_u8, b_u8, false, true, false, kind});
     }
