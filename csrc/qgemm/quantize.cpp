@@ -10,10 +10,11 @@
 namespace qgemm {
 namespace {
 
-// Work below this many elements per thread is not worth waking a thread
-// for: a helper starts 20-50 us after the call here (2-vCPU VM), when one
-// thread quantizes 256K cached elements in ~16 us.
-constexpr size_t kMinChunk = 1 << 18;
+// Work below this many elements per thread is not worth a second thread: a
+// sleeping helper starts 20-50 us late here (2-vCPU VM), but the pool's
+// helpers spin for a while after each call, so back-to-back calls find them
+// awake (one thread quantizes 64K cached elements in ~4 us).
+constexpr size_t kMinChunk = 1 << 16;
 // Arrays are cut into about 4 tasks per thread, taken by the threads as they
 // come free: a helper that starts late, or is descheduled for a while on a
 // shared machine, then delays the call by one task, not by its share of the

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -31,6 +33,37 @@ int default_threads() {
   return n ? static_cast<int>(n) : 1;
 }
 
+// Waking a sleeping thread takes tens of microseconds (more on a busy or
+// virtual machine): as long as a whole GEMV. So helpers spin this long for
+// the next call before they sleep, and the caller spins for the last tasks.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+// Spins until done() or kSpin has passed; true if done.
+template <class Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() > deadline) return done();
+  }
+}
+
+// One parallel region at a time. Tasks are claimed from a ticket that holds
+// the region's generation and the next task index, so a helper that wakes
+// after its region ended claims nothing, and the caller waits only for tasks
+// that were actually claimed: a helper that never got a CPU (a busy machine)
+// costs nothing, the caller simply runs every task itself.
 class Pool {
  public:
   static Pool& instance() {
@@ -52,50 +85,73 @@ class Pool {
     }
     const int helpers = static_cast<int>(std::min<size_t>(want, n_tasks)) - 1;
     ensure_workers(helpers);
+    uint64_t gen;
     {
       std::lock_guard<std::mutex> lk(m_);
-      fn_ = &fn;
-      n_tasks_ = n_tasks;
-      next_.store(0);
+      fn_.store(&fn, std::memory_order_relaxed);  // published by the ticket's release
+      n_tasks_.store(n_tasks, std::memory_order_relaxed);
+      done_.store(0, std::memory_order_relaxed);
       active_helpers_ = helpers;
-      pending_ = helpers;
-      ++generation_;
+      gen = (ticket_.load() >> 32) + 1;
+      ticket_.store(gen << 32, std::memory_order_release);  // task 0 of the new region
     }
     cv_work_.notify_all();
-    work();
-    std::unique_lock<std::mutex> lk(m_);
-    cv_done_.wait(lk, [&] { return pending_ == 0; });
-    fn_ = nullptr;
+    work(gen);
+    auto finished = [&] { return done_.load(std::memory_order_acquire) == n_tasks; };
+    if (!spin_until(finished)) {
+      std::unique_lock<std::mutex> lk(m_);
+      cv_done_.wait(lk, finished);
+    }
   }
 
  private:
   Pool() : num_threads_(default_threads()) {}
 
-  void work() {
-    for (size_t t; (t = next_.fetch_add(1)) < n_tasks_;) (*fn_)(t);
+  // Claims and runs tasks of region `gen` until none is left.
+  void work(uint64_t gen) {
+    for (;;) {
+      uint64_t ticket = ticket_.load(std::memory_order_acquire);
+      size_t task, n;
+      do {
+        task = static_cast<uint32_t>(ticket);
+        // n is read before the claim: if a newer region had replaced it, the
+        // ticket would have changed too and the claim would fail. After a
+        // claim the region cannot end before this task is done.
+        n = n_tasks_.load(std::memory_order_relaxed);
+        if (ticket >> 32 != gen || task >= n) return;
+      } while (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel));
+      (*fn_.load(std::memory_order_relaxed))(task);
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
+        std::lock_guard<std::mutex> lk(m_);  // the caller may be about to sleep on cv_done_
+        cv_done_.notify_one();
+      }
+    }
   }
 
   void ensure_workers(int n) {
     while (static_cast<int>(workers_.size()) < n) {
       const int id = static_cast<int>(workers_.size());
-      // The worker starts from the current generation, so it joins the call
+      // The worker starts from the current generation, so it joins the region
       // about to be published even if it only gets scheduled after that.
-      workers_.emplace_back([this, id, gen = generation_] { worker_loop(id, gen); });
+      workers_.emplace_back([this, id, gen = ticket_.load() >> 32] { worker_loop(id, gen); });
       workers_.back().detach();
     }
   }
 
-  void worker_loop(int id, size_t seen) {
+  void worker_loop(int id, uint64_t seen) {
+    auto generation = [&] { return ticket_.load(std::memory_order_acquire) >> 32; };
     for (;;) {
-      {
+      if (!spin_until([&] { return generation() != seen; })) {
         std::unique_lock<std::mutex> lk(m_);
-        cv_work_.wait(lk, [&] { return generation_ != seen; });
-        seen = generation_;
-        if (id >= active_helpers_) continue;
+        cv_work_.wait(lk, [&] { return generation() != seen; });
       }
-      work();
-      std::lock_guard<std::mutex> lk(m_);
-      if (--pending_ == 0) cv_done_.notify_one();
+      seen = generation();
+      int active;
+      {
+        std::lock_guard<std::mutex> lk(m_);
+        active = active_helpers_;
+      }
+      if (id < active) work(seen);
     }
   }
 
@@ -104,12 +160,11 @@ class Pool {
   std::mutex m_;
   std::condition_variable cv_work_, cv_done_;
   std::vector<std::thread> workers_;
-  const std::function<void(size_t)>* fn_ = nullptr;
-  size_t n_tasks_ = 0;
-  std::atomic<size_t> next_{0};
+  std::atomic<const std::function<void(size_t)>*> fn_{nullptr};
+  std::atomic<size_t> n_tasks_{0};
   int active_helpers_ = 0;
-  int pending_ = 0;
-  size_t generation_ = 0;
+  std::atomic<uint64_t> ticket_{0};  // generation << 32 | next task
+  std::atomic<size_t> done_{0};      // tasks of the current region finished
 };
 
 }  // namespace
