@@ -3,6 +3,7 @@ and the wording of the errors (each names the argument and what was expected).""
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Optional, Tuple
 
@@ -20,6 +21,8 @@ def qname(a: np.ndarray) -> str:
 
 def qdtype_name(dtype: Any, arg: str = "dtype") -> str:
     """'int8' or 'uint8' from a name, numpy dtype or type; ValueError for anything else."""
+    if isinstance(dtype, str) and dtype in QDTYPES:  # the common case, without np.dtype()
+        return dtype
     try:
         name = np.dtype(dtype).name
     except TypeError:
@@ -58,6 +61,11 @@ def normalize_axis(axis: Any, ndim: int, arg: str = "axis") -> Optional[int]:
 
 def scales(scale: Any, count: Optional[int], arg: str = "scale") -> np.ndarray:
     """Positive finite float32 scales: a scalar if count is None, else `count` of them."""
+    if count is None and isinstance(scale, (float, int, np.floating)) and not isinstance(scale, bool):
+        s32 = np.float32(scale)  # fast path for a plain number (small calls are microseconds)
+        if not (math.isfinite(s32) and s32 > 0):
+            raise ValueError(f"{arg} must be finite and > 0 (as float32), got {scale!r}")
+        return np.array([s32], np.float32)
     s = np.asarray(scale)
     if s.dtype.kind not in "fiu" or s.dtype == np.bool_:
         raise TypeError(f"{arg} must be a positive float, got dtype {s.dtype}")
@@ -81,6 +89,8 @@ def zero_point_scalar(zp: Any, dtype: str, arg: str = "zero_point") -> int:
 
 def zero_points(zp: Any, count: Optional[int], dtype: str, arg: str = "zero_point") -> np.ndarray:
     """Integer zero points inside the dtype's range, as int32."""
+    if count is None and isinstance(zp, (int, np.integer)) and not isinstance(zp, (bool, np.bool_)):
+        return np.array([zero_point_scalar(zp, dtype, arg)], np.int32)
     z = np.asarray(zp)
     if z.dtype.kind not in "iu":
         raise TypeError(f"{arg} must be an integer (or integer array), got dtype {z.dtype}")
@@ -102,8 +112,8 @@ def _check_count(v: np.ndarray, count: Optional[int], arg: str) -> None:
 def channel_layout(shape: Tuple[int, ...], axis: Optional[int]) -> Tuple[int, int]:
     """(channels, inner) for per-axis parameters on a C-ordered array."""
     if axis is None:
-        return 1, max(1, int(np.prod(shape, dtype=np.int64)))
-    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+        return 1, max(1, math.prod(shape))
+    inner = math.prod(shape[axis + 1:])
     return int(shape[axis]), max(1, inner)
 
 
