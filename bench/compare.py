@@ -680,7 +680,7 @@ def parse_args(argv=None):
                    help=f"comma-separated sections to run, from: {', '.join(SECTIONS)} (default: all)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (a CI smoke run)")
     p.add_argument("--threads", type=int, default=None, help="threads for every library (default: usable CPUs)")
-    p.add_argument("--repeat", type=int, default=None, help="timing samples per measurement (default 15, quick 1)")
+    p.add_argument("--repeat", type=int, default=None, help="timing samples per measurement (default 9, quick 1)")
     p.add_argument("--stat", choices=["best", "median"], default="best",
                    help="statistic over the samples (default best: the noise of a shared machine only adds time)")
     p.add_argument("--plot", metavar="PATH.png", help="write a GOPS-vs-size plot (needs the gemm section)")
@@ -690,9 +690,12 @@ def parse_args(argv=None):
     if args.threads is None:
         args.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if args.repeat is None:
-        args.repeat = 1 if args.quick else 15
+        args.repeat = 1 if args.quick else 9
     args.min_sample = 0.002 if args.quick else 0.02
-    args.pause = 0.0 if args.quick else 0.02
+    # ONNX Runtime's and PyTorch's worker threads spin after a call; with a 20 ms
+    # pause they still took CPU from the next library's samples (qgemm variants
+    # on identical kernels measured 1000-1500 GOPS); 200 ms makes runs agree.
+    args.pause = 0.0 if args.quick else 0.2
     unknown = set(args.only.split(",")) - set(SECTIONS)
     if unknown:
         p.error(f"unknown section(s) {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
