@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "qgemm/kernels.h"
+#include "qgemm/kernels/minmax_fold.h"
 
 namespace qgemm {
 namespace {
@@ -168,17 +169,8 @@ void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
   alignas(32) float ls[8], hs[8];
   _mm256_store_ps(ls, _mm256_min_ps(_mm256_min_ps(l[0], l[1]), _mm256_min_ps(l[2], l[3])));
   _mm256_store_ps(hs, _mm256_max_ps(_mm256_max_ps(h[0], h[1]), _mm256_max_ps(h[2], h[3])));
-  float lo_v = INFINITY, hi_v = -INFINITY;
-  for (int u = 0; u < 8; ++u) {
-    lo_v = ls[u] < lo_v ? ls[u] : lo_v;
-    hi_v = hs[u] > hi_v ? hs[u] : hi_v;
-  }
-  for (; i < n; ++i) {
-    lo_v = x[i] < lo_v ? x[i] : lo_v;
-    hi_v = x[i] > hi_v ? x[i] : hi_v;
-  }
-  *lo = lo_v;
-  *hi = hi_v;
+  *lo = fold_min(x + i, n - i, fold_min(ls, 8, INFINITY));
+  *hi = fold_max(x + i, n - i, fold_max(hs, 8, -INFINITY));
 }
 
 }  // namespace

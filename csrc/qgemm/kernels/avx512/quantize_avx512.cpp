@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "qgemm/kernels.h"
+#include "qgemm/kernels/minmax_fold.h"
 
 namespace qgemm {
 namespace {
@@ -295,13 +296,8 @@ void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
     _mm512_store_ps(ls + 16 * u, l[u]);
     _mm512_store_ps(hs + 16 * u, h[u]);
   }
-  float lo_v = ls[0], hi_v = hs[0];
-  for (int u = 1; u < 64; ++u) {
-    lo_v = ls[u] < lo_v ? ls[u] : lo_v;
-    hi_v = hs[u] > hi_v ? hs[u] : hi_v;
-  }
-  *lo = lo_v;
-  *hi = hi_v;
+  *lo = fold_min(ls, 64, INFINITY);
+  *hi = fold_max(hs, 64, -INFINITY);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "qgemm/kernels.h"
+#include "qgemm/kernels/minmax_fold.h"
 
 namespace qgemm {
 namespace {
@@ -153,17 +154,8 @@ void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
   vst1q_f32(ls + 4, l[1]);
   vst1q_f32(hs, h[0]);
   vst1q_f32(hs + 4, h[1]);
-  float lo_v = INFINITY, hi_v = -INFINITY;
-  for (int u = 0; u < 8; ++u) {
-    lo_v = ls[u] < lo_v ? ls[u] : lo_v;
-    hi_v = hs[u] > hi_v ? hs[u] : hi_v;
-  }
-  for (; i < n; ++i) {
-    lo_v = x[i] < lo_v ? x[i] : lo_v;
-    hi_v = x[i] > hi_v ? x[i] : hi_v;
-  }
-  *lo = lo_v;
-  *hi = hi_v;
+  *lo = fold_min(x + i, n - i, fold_min(ls, 8, INFINITY));
+  *hi = fold_max(x + i, n - i, fold_max(hs, 8, -INFINITY));
 }
 
 }  // namespace

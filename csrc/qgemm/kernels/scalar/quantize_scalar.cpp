@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "qgemm/kernels.h"
+#include "qgemm/kernels/minmax_fold.h"
 
 namespace qgemm {
 namespace {
@@ -46,15 +47,9 @@ void dequantize_vec(const T* q, float* y, size_t n, const float* scale, const in
     y[i] = static_cast<float>(static_cast<int32_t>(q[i]) - zp[i]) * scale[i];
 }
 
-// Comparisons with NaN are false, so NaN never replaces the running value.
 void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
-  float l = INFINITY, h = -INFINITY;
-  for (size_t i = 0; i < n; ++i) {
-    l = x[i] < l ? x[i] : l;
-    h = x[i] > h ? x[i] : h;
-  }
-  *lo = l;
-  *hi = h;
+  *lo = fold_min(x, n, INFINITY);
+  *hi = fold_max(x, n, -INFINITY);
 }
 
 }  // namespace
