@@ -51,7 +51,8 @@ def quantize_multiplier(real: float) -> Tuple[int, int]:
 
 
 def _per_column(v: Any, n: int, arg: str) -> np.ndarray:
-    s = _checks.scales(v, None if np.ndim(v) == 0 else n, arg)
+    scalar = isinstance(v, (float, int, np.floating, np.integer)) or np.ndim(v) == 0  # np.ndim costs ~1 us
+    s = _checks.scales(v, None if scalar else n, arg)
     return np.broadcast_to(s, (n,)) if s.size == 1 else s
 
 
@@ -143,6 +144,9 @@ def _stage(n: int, ab_scale: np.ndarray, y_scale: Any, y_zero_point: Any, bias: 
 
 def _fixed_point(real: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Per-column Q31 multipliers and shifts (one conversion per distinct value)."""
+    if real.size and (real == real[0]).all():  # per tensor: no sort
+        m, sh = quantize_multiplier(float(real[0]))
+        return np.full(real.shape, m, np.int32), np.full(real.shape, sh, np.int32)
     values, index = np.unique(real, return_inverse=True)
     pairs = np.array([quantize_multiplier(r) for r in values], np.int64).reshape(-1, 2)
     return pairs[index, 0].astype(np.int32), pairs[index, 1].astype(np.int32)
