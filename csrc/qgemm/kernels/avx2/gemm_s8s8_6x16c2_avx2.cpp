@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "qgemm/kernels.h"
+#include "qgemm/kernels/live_rows.h"
 #include "qgemm/kernels/avx2/epilogue_avx2.h"
 
 namespace qgemm {
@@ -66,14 +67,9 @@ void tile(size_t k_groups, const int32_t* a, const int8_t* b, void* c, size_t ld
 void gemm_s8s8_6x16c2_avx2(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
                            size_t ldc, int m, int n, int flags, const GemmEpilogue* ep) {
   const int32_t* a = static_cast<const int32_t*>(a_packed);
-  switch (m) {
-    case 1: return tile<1>(k_groups, a, b, c, ldc, n, flags, ep);
-    case 2: return tile<2>(k_groups, a, b, c, ldc, n, flags, ep);
-    case 3: return tile<3>(k_groups, a, b, c, ldc, n, flags, ep);
-    case 4: return tile<4>(k_groups, a, b, c, ldc, n, flags, ep);
-    case 5: return tile<5>(k_groups, a, b, c, ldc, n, flags, ep);
-    default: return tile<6>(k_groups, a, b, c, ldc, n, flags, ep);
-  }
+  with_live_rows<kMr>(m, [&](auto rows) {
+    tile<decltype(rows)::value>(k_groups, a, b, c, ldc, n, flags, ep);
+  });
 }
 
 }  // namespace
