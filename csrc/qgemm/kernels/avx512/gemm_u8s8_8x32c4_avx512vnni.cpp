@@ -108,6 +108,20 @@ inline void store_row(void* c, size_t ldc, int i, __m512i v0, __m512i v1, int n,
   if (live1) store16(row + 16 * esize, v1, 16, live1, rt, flags, ep);
 }
 
+// The epilogue of an m x n block of accumulators in memory (rows lda apart):
+// a tile's, or the standalone requantize's.
+void epilogue_rows(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n, int flags,
+                   const GemmEpilogue* ep) {
+  // Masked loads: never read past the caller's n columns.
+  const __mmask16 live0 = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+  const __mmask16 live1 = n >= 32 ? __mmask16(0xFFFF) : n > 16 ? __mmask16((1u << (n - 16)) - 1) : 0;
+  for (int i = 0; i < m; ++i) {
+    const int32_t* row = acc + i * lda;
+    store_row(c, ldc, i, _mm512_maskz_loadu_epi32(live0, row), _mm512_maskz_loadu_epi32(live1, row + 16),
+              n, flags, ep);
+  }
+}
+
 inline __m512i broadcast4(const uint8_t* a) {  // 4 bytes of A to every lane
   int32_t v;
   std::memcpy(&v, a, 4);
@@ -160,8 +174,15 @@ void tile(size_t k_groups, const uint8_t* a, const int8_t* b, void* c, size_t ld
     a += kMr * kKr;
     b += kNr * kKr;
   }
+  // The epilogue reads the tile back from this buffer: with the accumulators
+  // live across its calls, the compiler would spill them all instead.
+  alignas(64) int32_t out[M][kNr];
 #pragma GCC unroll 8
-  for (int i = 0; i < M; ++i) store_row(c, ldc, i, acc0[i], acc1[i], n, flags, ep);
+  for (int i = 0; i < M; ++i) {
+    _mm512_store_si512(out[i], acc0[i]);
+    _mm512_store_si512(out[i] + 16, acc1[i]);
+  }
+  epilogue_rows(out[0], kNr, c, ldc, M, n, flags, ep);
 }
 
 void gemm_u8s8_8x32c4_avx512vnni(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
@@ -174,14 +195,7 @@ void gemm_u8s8_8x32c4_avx512vnni(size_t k_groups, const void* a_packed, const in
 
 void epilogue_avx512vnni(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
                          const GemmEpilogue* ep) {
-  // Masked loads: never read past the caller's n columns.
-  const __mmask16 live0 = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
-  const __mmask16 live1 = n >= 32 ? __mmask16(0xFFFF) : n > 16 ? __mmask16((1u << (n - 16)) - 1) : 0;
-  for (int i = 0; i < m; ++i) {
-    const int32_t* row = acc + i * lda;
-    store_row(c, ldc, i, _mm512_maskz_loadu_epi32(live0, row), _mm512_maskz_loadu_epi32(live1, row + 16),
-              n, kGemmFinal, ep);
-  }
+  epilogue_rows(acc, lda, c, ldc, m, n, kGemmFinal, ep);
 }
 
 }  // namespace
