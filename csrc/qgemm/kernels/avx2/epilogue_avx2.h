@@ -134,10 +134,10 @@ inline void store_row(void* c, size_t ldc, int i, __m256i v0, __m256i v1, int n,
   }
 }
 
-// The standalone epilogue (requantize) on an m x n block of accumulators in
-// memory, n <= 16, rows lda apart.
-inline void epilogue_rows16(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
-                            const GemmEpilogue* ep) {
+// The epilogue of an m x n block of accumulators in memory (n <= 16, rows
+// lda apart): a tile's, or the standalone requantize's.
+inline void epilogue_rows(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
+                          int flags, const GemmEpilogue* ep) {
   alignas(32) int32_t tmp[kEpilogueCols] = {};
   for (int i = 0; i < m; ++i) {
     const int32_t* row = acc + i * lda;
@@ -145,8 +145,28 @@ inline void epilogue_rows16(const int32_t* acc, size_t lda, void* c, size_t ldc,
       for (int j = 0; j < n; ++j) tmp[j] = row[j];
       row = tmp;
     }
-    store_row(c, ldc, i, load8(row), load8(row + 8), n, kGemmFinal, ep);
+    store_row(c, ldc, i, load8(row), load8(row + 8), n, flags, ep);
   }
+}
+
+inline void epilogue_rows16(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
+                            const GemmEpilogue* ep) {
+  epilogue_rows(acc, lda, c, ldc, m, n, kGemmFinal, ep);
+}
+
+// A microkernel's M x 16 tile to the epilogue, through a stack buffer: with
+// the accumulators live across the epilogue's out-of-line calls, the compiler
+// would spill them all around every call instead.
+template <int M>
+inline void epilogue_tile(const __m256i (&acc0)[M], const __m256i (&acc1)[M], void* c, size_t ldc,
+                          int n, int flags, const GemmEpilogue* ep) {
+  alignas(32) int32_t out[M][kEpilogueCols];
+#pragma GCC unroll 6
+  for (int i = 0; i < M; ++i) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out[i]), acc0[i]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out[i] + 8), acc1[i]);
+  }
+  epilogue_rows(out[0], kEpilogueCols, c, ldc, M, n, flags, ep);
 }
 
 }  // namespace

@@ -87,8 +87,7 @@ void tile(size_t k_groups, const uint8_t* a, const int8_t* b, void* c, size_t ld
       b += kNr * kKr;
     }
   }
-#pragma GCC unroll 6
-  for (int i = 0; i < M; ++i) store_row(c, ldc, i, acc0[i], acc1[i], n, flags, ep);
+  epilogue_tile<M>(acc0, acc1, c, ldc, n, flags, ep);
 }
 
 void gemm_u8s8_6x16c4_avxvnni(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
