@@ -138,6 +138,58 @@ def test_packed_matrix_inspectable_pickles_and_is_compact(rng):
     assert qgemm.pack(b, 7).zero_point == 7
 
 
+# ---- inputs whose ranges prove the faster int16 pair-sum kernel exact --------------
+# (taken on CPUs whose exact kernel is the AVX2 one; every kernel must be exact
+# on them, and one element past the proof must fall back to the exact path)
+
+@pytest.mark.parametrize("adt", ["int8", "uint8"])
+@pytest.mark.parametrize("bdt", ["int8", "uint8"])
+def test_range_proven_inputs_exact_at_the_bounds(rng, adt, bdt):
+    k, n = 1000, 40
+    # A at 127 stored (uint8 127, int8 -1: int8 is stored flipped) with B at -128:
+    # |127 * -128 * 2| = 32512, the largest pair sum the proof admits.
+    a = np.full((30, k), 127 if adt == "uint8" else -1, adt)
+    b = np.full((k, n), -128 if bdt == "int8" else 0, bdt)
+    zb = 0 if bdt == "int8" else 128
+    packed = qgemm.pack(b, zb)
+    before = packed.nbytes
+    np.testing.assert_array_equal(qgemm.matmul(a, packed, 3), reference(a, b, 3, zb))
+    if qgemm.cpu_info()["gemm_kernel"] == "gemm_s8s8_6x16c2_avx2":
+        assert packed.nbytes > before  # the faster kernel ran, on its own layout of B
+    # One element of A past the proof: 128 * -128 * 2 would saturate int16.
+    a[17, 501] = 128 if adt == "uint8" else 0
+    a[17, 500] = a[17, 501]
+    np.testing.assert_array_equal(qgemm.matmul(a, qgemm.pack(b, zb), 3), reference(a, b, 3, zb))
+    # B within [-64, 64] stored: any A (255 * -64 * 2 = -32640).
+    a_full = np.full((30, k), 255 if adt == "uint8" else 127, adt)
+    b64 = np.full((k, n), -64 if bdt == "int8" else 64, bdt)
+    np.testing.assert_array_equal(qgemm.matmul(a_full, qgemm.pack(b64), 5), reference(a_full, b64, 5, 0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    m=st.integers(1, 200), n=st.integers(1, 200), k=st.integers(0, 600),
+    adt=st.sampled_from(["int8", "uint8"]), bdt=st.sampled_from(["int8", "uint8"]),
+    a_7bit=st.booleans(), per_column=st.booleans(), seed=st.integers(0, 2**32 - 1),
+)
+def test_property_range_proven_inputs(m, n, k, adt, bdt, a_7bit, per_column, seed):
+    rng = np.random.default_rng(seed)
+    if a_7bit:  # A within 7 bits stored (uint8 0..127, int8 -128..-1), B full range
+        a = rng.integers(0, 128, (m, k)) if adt == "uint8" else rng.integers(-128, 0, (m, k))
+        b = rand_q(rng, (k, n), bdt)
+    else:  # B within [-64, 64] stored, A full range
+        a = rand_q(rng, (m, k), adt)
+        b = rng.integers(-64, 65, (k, n)) + (128 if bdt == "uint8" else 0)
+    a, b = a.astype(adt), b.astype(bdt)
+    za = int(rng.integers(QR[adt][0], QR[adt][1] + 1))
+    zb = rand_q(rng, n, bdt).astype(np.int32) if per_column else int(rng.integers(QR[bdt][0], QR[bdt][1] + 1))
+    packed = qgemm.pack(b, zb)
+    np.testing.assert_array_equal(qgemm.matmul(a, packed, za), reference(a, b, za, zb))
+    # The same packed matrix on full-range A afterwards stays exact.
+    a2 = rand_q(rng, (m, k), adt)
+    np.testing.assert_array_equal(qgemm.matmul(a2, packed, za), reference(a2, b, za, zb))
+
+
 def test_large_outputs_from_the_buffer_pool_are_independent(rng):
     # Outputs of 1 MiB and more come from a pool of reused blocks: results
     # must stay valid and distinct while alive, and reuse must be safe after.

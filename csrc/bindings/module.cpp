@@ -315,7 +315,7 @@ PYBIND11_MODULE(_qgemm, m) {
       .def_property_readonly("n", [](const PyPackedB& p) { return p.b.n; })
       .def_property_readonly("is_uint8", [](const PyPackedB& p) { return p.b.is_u8; })
       .def_property_readonly("nbytes", [](const PyPackedB& p) {
-        return p.b.bytes() + p.b.colsum.size() * sizeof(int32_t);
+        return packed_bytes(p.b);
       })
       .def("unpack", &py_unpack);
   m.def("pack", &py_pack);

@@ -7,6 +7,10 @@
 #include "qgemm/epilogue_scalar.h"
 #include "qgemm/thread_pool.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace qgemm {
 namespace {
 
@@ -159,12 +163,49 @@ void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
   }
 }
 
+// True if every element of A, in the unsigned stored domain (uint8 as is,
+// int8 flipped by ^0x80), is at most limit. Stops at the first row past it.
+bool a_within(const AOperand& a, int limit) {
+  const uint8_t flip = a.is_u8 ? 0 : 0x80;
+  for (size_t bi = 0; bi < a.batch; ++bi)
+    for (size_t i = 0; i < a.m; ++i) {
+      const uint8_t* row = a.data + static_cast<ptrdiff_t>(bi) * a.batch_stride +
+                           static_cast<ptrdiff_t>(i) * a.row_stride;
+      int hi = 0;
+      size_t k = 0;
+#if defined(__SSE2__)
+      if (a.col_stride == 1) {
+        const __m128i vflip = _mm_set1_epi8(static_cast<char>(flip));
+        __m128i vmax = _mm_setzero_si128();
+        for (; k + 16 <= a.k; k += 16)
+          vmax = _mm_max_epu8(vmax, _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k)), vflip));
+        alignas(16) uint8_t lanes[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(lanes), vmax);
+        hi = *std::max_element(lanes, lanes + 16);
+      }
+#endif
+      for (; k < a.k; ++k) hi = std::max<int>(hi, row[static_cast<ptrdiff_t>(k) * a.col_stride] ^ flip);
+      if (hi > limit) return false;
+    }
+  return true;
+}
+
 }  // namespace
 
-void gemm(const GemmKernel& kern, const AOperand& a, int32_t za, const PackedB& b,
+const GemmKernel& choose_kernel(const GemmKernel& kern, const AOperand& a, const PackedB& b) {
+  const GemmKernel* fast = kern.proven_range;
+  if (!fast) return kern;
+  // |a0*b0 + a1*b1| <= 2 * max(A) * max|B| must fit int16.
+  const int a_limit = b.max_abs == 0 ? 255 : 32767 / (2 * b.max_abs);
+  return a_limit >= 255 || a_within(a, a_limit) ? *fast : kern;
+}
+
+void gemm(const GemmKernel& chosen, const AOperand& a, int32_t za, const PackedB& b_chosen,
           const int32_t* zb, bool zb_per_column, const GemmOutput& out) {
-  const size_t rows = a.batch * a.m, N = b.n, K = a.k;
+  const size_t rows = a.batch * a.m, N = b_chosen.n, K = a.k;
   if (rows == 0 || N == 0) return;
+  const GemmKernel& kern = choose_kernel(chosen, a, b_chosen);
+  const PackedB& b = packed_for(b_chosen, kern);
   const size_t padded_n = b.panels * kern.nr;
   Plan P{kern, a, b, out, out.kind == kOutQuantFloat || out.kind == kOutQuantFixed ? 1u : 4u,
          0, 0, 0, {}, {}, {}, GemmEpilogue{}};

@@ -39,8 +39,13 @@ struct GemmOutput {
   float fmin = -INFINITY, fmax = INFINITY;
 };
 
+// kern, or its range-proven variant (kernels.h) when the ranges of A (read
+// here) and of B (recorded when packed) prove that variant exact.
+const GemmKernel& choose_kernel(const GemmKernel& kern, const AOperand& a, const PackedB& b);
+
 // zb: one zero point per column (n values) if zb_per_column, else zb[0].
-// B must have been packed for `kernel` (same nr, kr).
+// B must have been packed for `kernel` (same nr, kr). The call itself may run
+// the kernel's range-proven variant on B's second layout (choose_kernel).
 void gemm(const GemmKernel& kernel, const AOperand& a, int32_t za, const PackedB& b,
           const int32_t* zb, bool zb_per_column, const GemmOutput& out);
 

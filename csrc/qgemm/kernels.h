@@ -79,6 +79,10 @@ struct GemmKernel {
   // With a_bytes == 1: A stored as uint8 (s8 flipped, b ^ 0x80 == b + 128),
   // for u8 x s8 dot-product instructions (vpdpbusd); else as int8 (u8 flipped).
   bool a_unsigned = false;
+  // A faster kernel that is exact only when its int16 pair sums cannot
+  // saturate: 2 * max(stored A) * max|stored B| <= 32767 (vpmaddubsw). The
+  // driver takes it on inputs whose ranges prove that (choose_kernel, gemm.h).
+  const GemmKernel* proven_range = nullptr;
 };
 
 struct Kernels {
@@ -91,6 +95,7 @@ const Kernels& scalar_kernels();
 #if defined(QGEMM_HAVE_AVX2)
 const QuantizeKernels& avx2_quantize_kernels();
 const GemmKernel& avx2_gemm_kernel();
+const GemmKernel& avx2_maddubs_gemm_kernel();
 const GemmKernel& avx512vnni_gemm_kernel();
 const QuantizeKernels& avx512_quantize_kernels();
 #endif

@@ -70,6 +70,34 @@ void pack_b_block_sse2(const uint8_t* src, ptrdiff_t row_stride, size_t k, int w
 }
 #endif
 
+// Largest |v| over n int8 values (0..128).
+int max_abs_i8(const int8_t* p, size_t n) {
+  size_t i = 0;
+  int lo = 0, hi = 0;
+#if defined(__SSE2__)
+  // Flipped to unsigned (v ^ 0x80 == v + 128), where SSE2 has min and max.
+  const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+  __m128i vmin = flip, vmax = flip;  // 128, i.e. the value 0
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)), flip);
+    vmin = _mm_min_epu8(vmin, v);
+    vmax = _mm_max_epu8(vmax, v);
+  }
+  alignas(16) uint8_t mins[16], maxs[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(mins), vmin);
+  _mm_store_si128(reinterpret_cast<__m128i*>(maxs), vmax);
+  for (int j = 0; j < 16; ++j) {
+    lo = std::min(lo, mins[j] - 128);
+    hi = std::max(hi, maxs[j] - 128);
+  }
+#endif
+  for (; i < n; ++i) {
+    lo = std::min<int>(lo, p[i]);
+    hi = std::max<int>(hi, p[i]);
+  }
+  return std::max(-lo, hi);
+}
+
 }  // namespace
 
 PackedB pack_b(const ByteMatrix& b, int nr, int kr) {
@@ -123,11 +151,35 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr) {
   const size_t tasks = b.rows * b.cols >= (size_t(1) << 18)
                            ? std::min<size_t>(p.panels, static_cast<size_t>(get_num_threads()))
                            : 1;
+  std::vector<int> task_max_abs(tasks, 0);
   parallel_for(tasks, [&](size_t t) {
-    for (size_t panel = p.panels * t / tasks; panel < p.panels * (t + 1) / tasks; ++panel)
+    for (size_t panel = p.panels * t / tasks; panel < p.panels * (t + 1) / tasks; ++panel) {
       pack_panel(panel);
+      task_max_abs[t] = std::max(task_max_abs[t], max_abs_i8(p.panel(panel), p.k_padded * nr));
+    }
   });
+  p.max_abs = *std::max_element(task_max_abs.begin(), task_max_abs.end());
+  p.alt = std::make_shared<AltLayout>();
   return p;
+}
+
+const PackedB& packed_for(const PackedB& b, const GemmKernel& k) {
+  if (b.nr == k.nr && b.kr == k.kr) return b;
+  AltLayout& alt = *b.alt;
+  std::call_once(alt.once, [&] {
+    std::vector<uint8_t> plain(b.k * b.n);
+    unpack_b(b, plain.data());
+    const ByteMatrix m{plain.data(), b.k, b.n, static_cast<ptrdiff_t>(b.n), 1, b.is_u8};
+    alt.b = pack_b(m, k.nr, k.kr);
+    alt.ready = true;
+  });
+  return alt.b;
+}
+
+size_t packed_bytes(const PackedB& b) {
+  size_t bytes = b.bytes() + b.colsum.size() * sizeof(int32_t);
+  if (b.alt && b.alt->ready) bytes += packed_bytes(b.alt->b);
+  return bytes;
 }
 
 void unpack_b(const PackedB& p, uint8_t* out) {

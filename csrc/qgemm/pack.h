@@ -10,16 +10,22 @@
 // and the zero point moves with them (zb - 128): all dtype pairs then run on
 // one signed kernel, exactly. A widened to int16 keeps uint8 as it is.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
+
+#include "qgemm/kernels.h"
 
 namespace qgemm {
 
 struct AlignedFree {
   void operator()(void* p) const;
 };
+
+struct AltLayout;
 
 struct PackedB {
   size_t k = 0, n = 0;  // logical shape of B
@@ -29,9 +35,19 @@ struct PackedB {
   bool is_u8 = false;   // the original dtype (stored values are flipped if so)
   std::unique_ptr<int8_t[], AlignedFree> data;  // panels * k_padded * nr bytes, 64-byte aligned
   std::vector<int32_t> colsum;                  // panels * nr, sums of stored values
+  int max_abs = 0;  // largest |stored value| (0..128): what range proofs need of B
+  std::shared_ptr<AltLayout> alt;  // B in a second kernel's layout, made on first use
 
   size_t bytes() const { return panels * k_padded * static_cast<size_t>(nr); }
   const int8_t* panel(size_t p) const { return data.get() + p * k_padded * nr; }
+};
+
+// B in another kernel's layout (a range-proven kernel's, see kernels.h),
+// packed from the first on first use and then kept with it.
+struct AltLayout {
+  std::once_flag once;
+  std::atomic<bool> ready{false};
+  PackedB b;
 };
 
 // Strided view of a 2-D int8/uint8 matrix; strides in bytes (may be negative).
@@ -43,6 +59,11 @@ struct ByteMatrix {
 };
 
 PackedB pack_b(const ByteMatrix& b, int nr, int kr);
+// b itself if it is packed for kernel k's tile, else its second layout for
+// k, packed on the first call (thread-safe; needs b to be from pack_b).
+const PackedB& packed_for(const PackedB& b, const GemmKernel& k);
+// Bytes held by b, its second layout included once made.
+size_t packed_bytes(const PackedB& b);
 // Writes B back in its original dtype, C order, into out[k * n].
 void unpack_b(const PackedB& b, uint8_t* out);
 

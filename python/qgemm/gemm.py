@@ -18,6 +18,12 @@ class PackedMatrix:
     The packed data takes one byte per element (plus padding to whole tiles)
     and 4 bytes per column. It pickles (as the original matrix; it is packed
     again on load, for whatever CPU loads it).
+
+    On CPUs whose exact kernel is the AVX2 one (no VNNI), a call whose inputs
+    provably cannot saturate int16 pair sums (activations within 7 bits, or B
+    within [-64, 64]) runs a faster kernel with its own layout of B: that
+    second copy is made on the first such call, kept with the matrix and
+    counted in :attr:`nbytes`.
     """
 
     __slots__ = ("_packed", "_shape", "_zero_point", "_zp_scalar", "_dtype")
@@ -52,7 +58,8 @@ class PackedMatrix:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the packed data and the per-column sums."""
+        """Bytes held by the packed data and the per-column sums (both layouts, once
+        the second is made)."""
         return int(self._packed.nbytes)
 
     def unpack(self) -> np.ndarray:

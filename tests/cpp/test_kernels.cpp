@@ -255,10 +255,16 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
 // ---------------------------------------------------------------------------
 // GEMM
 
+// Input ranges: full, or ranges that prove a range-proven kernel exact
+// (kernels.h): A within 7 bits in its unsigned stored domain (uint8 0..127,
+// int8 -128..-1), or B within [-64, 64] stored (int8, or uint8 64..192).
+enum Range { kFullRange = 0, kA7bit = 1, kB7bit = 2 };
+
 struct GemmCase {
   size_t batch, m, n, k;
   bool a_u8, b_u8, a_transposed, zb_per_column, extremes;
   int kind = kOutInt32;
+  int range = kFullRange;
 };
 
 // The reference output stage for one exact accumulator (independent of the
@@ -293,15 +299,17 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   const size_t rows = g.batch * g.m;
   // A stored as batch x m x k, or per batch k x m (transposed view).
   std::vector<uint8_t> a(rows * g.k), b(g.k * g.n);  // exact sizes: ASan sees any over-read
-  auto fill = [&](std::vector<uint8_t>& v, bool u8) {
-    for (auto& x : v) {
-      if (g.extremes) x = u8 ? 255 : 0x80;  // 255 or -128
-      else x = static_cast<uint8_t>(rand_int(0, 255));
-    }
-    (void)u8;
+  // Bytes whose stored values (x ^ flip) are in [lo, hi], or all `extreme`.
+  auto fill = [&](std::vector<uint8_t>& v, int flip, int extreme, int lo, int hi) {
+    for (auto& x : v) x = static_cast<uint8_t>((g.extremes ? extreme : rand_int(lo, hi)) ^ flip);
   };
-  fill(a, g.a_u8);
-  fill(b, g.b_u8);
+  // A in its unsigned stored domain (int8 flipped), B in its signed one (uint8
+  // flipped). The full-range extremes are A = 255 or -128, B = 255 or -128.
+  const int a_flip = g.a_u8 ? 0 : 0x80, b_flip = g.b_u8 ? 0x80 : 0;
+  if (g.range == kA7bit) fill(a, a_flip, 127, 0, 127);
+  else fill(a, a_flip, g.a_u8 ? 255 : 0, 0, 255);
+  if (g.range == kB7bit) fill(b, b_flip, -64, -64, 64);
+  else fill(b, b_flip, g.b_u8 ? 127 : -128, -128, 127);
   const int32_t za = g.extremes ? (g.a_u8 ? 0 : 127) : (g.a_u8 ? rand_int(0, 255) : rand_int(-128, 127));
   std::vector<int32_t> zb(g.n ? g.n : 1);
   for (auto& z : zb) z = g.extremes ? (g.b_u8 ? 0 : 127) : (g.b_u8 ? rand_int(0, 255) : rand_int(-128, 127));
@@ -383,9 +391,9 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   }
   char tag[256];
   std::snprintf(tag, sizeof tag,
-                "%s gemm b=%zu m=%zu n=%zu k=%zu a_u8=%d b_u8=%d aT=%d zbcol=%d ext=%d kind=%d",
-                kern.gemm.name, g.batch, g.m, g.n, g.k, g.a_u8, g.b_u8, g.a_transposed,
-                g.zb_per_column, g.extremes, g.kind);
+                "%s gemm b=%zu m=%zu n=%zu k=%zu a_u8=%d b_u8=%d aT=%d zbcol=%d ext=%d kind=%d range=%d",
+                choose_kernel(kern.gemm, A, pb).name, g.batch, g.m, g.n, g.k, g.a_u8, g.b_u8,
+                g.a_transposed, g.zb_per_column, g.extremes, g.kind, g.range);
   check(ok, tag);
 }
 
@@ -429,6 +437,49 @@ static void test_gemm(const Kernels& kern) {
   }
   // K blocks (int32 output accumulates into C across blocks) on random data.
   test_gemm_case(kern, {2, 23, 37, 4500, true, false, false, true, false});
+  // Inputs whose ranges prove a range-proven kernel exact (every kernel must
+  // be exact on them; where there is such a kernel, they run on it).
+  for (int t = 0; t < 60; ++t) {
+    GemmCase g{static_cast<size_t>(rand_int(1, 2)), sizes[rand_int(0, 13)], sizes[rand_int(0, 13)],
+               sizes[rand_int(0, 13)], rand_int(0, 1) == 1, rand_int(0, 1) == 1, rand_int(0, 1) == 1,
+               rand_int(0, 1) == 1, rand_int(0, 3) == 0, rand_int(0, 3), rand_int(kA7bit, kB7bit)};
+    test_gemm_case(kern, g);
+  }
+  for (bool a_u8 : {false, true})
+    for (bool b_u8 : {false, true})
+      for (int range : {kA7bit, kB7bit}) {
+        test_gemm_case(kern, {1, 70, 45, 1300, a_u8, b_u8, false, true, false, kOutInt32, range});
+        test_gemm_case(kern, {1, 40, 33, 3000, a_u8, b_u8, false, false, true, kOutInt32, range});
+        test_gemm_case(kern, {1, 2, 300, 900, a_u8, b_u8, true, true, false, kOutQuantFixed, range});
+      }
+}
+
+// The driver's choice of a range-proven kernel: taken exactly when the
+// ranges prove it (2 * max(A) * max|B| <= 32767), never otherwise.
+static void test_range_proof(const Kernels& kern) {
+  const GemmKernel& k = kern.gemm;
+  const size_t K = 64, N = 20;
+  for (bool a_u8 : {false, true}) {
+    // A uint8 127 and int8 -1 are 127 stored (int8 flipped); 128 and 0 are 128.
+    const uint8_t a127 = a_u8 ? 127 : 0xFF, a128 = a_u8 ? 128 : 0x00;
+    std::vector<uint8_t> a(3 * K, a127), b_full(K * N, 0x80), b64(K * N, 0xC0);  // -128, -64
+    b_full[5] = 127;
+    b64[7] = 64;
+    const PackedB pf = pack_b({b_full.data(), K, N, ptrdiff_t(N), 1, false}, k.nr, k.kr);
+    const PackedB p64 = pack_b({b64.data(), K, N, ptrdiff_t(N), 1, false}, k.nr, k.kr);
+    check(pf.max_abs == 128 && p64.max_abs == 64, "pack_b records max|B|");
+    AOperand A{a.data(), a_u8, 1, 3, K, 0, ptrdiff_t(K), 1};
+    const GemmKernel* proven = k.proven_range ? k.proven_range : &k;
+    check(&choose_kernel(k, A, pf) == proven, std::string(k.name) + " range proof: A <= 127, |B| <= 128");
+    a[2 * K + 9] = a128;  // one element of the last row past 127
+    check(&choose_kernel(k, A, pf) == &k, std::string(k.name) + " range proof: one A of 128 with B of -128");
+    check(&choose_kernel(k, A, p64) == proven, std::string(k.name) + " range proof: any A, |B| <= 64");
+    // A transposed (column stride K): the scalar path of the check.
+    std::vector<uint8_t> at(K * 3, a127);
+    at[9 * 3 + 2] = a128;
+    AOperand AT{at.data(), a_u8, 1, 3, K, 0, 1, 3};
+    check(&choose_kernel(k, AT, pf) == &k, std::string(k.name) + " range proof: strided A");
+  }
 }
 
 // The standalone output stage against the reference, on accumulators that
@@ -490,6 +541,7 @@ int main() {
       const int before = g_failed;
       test_quantize(k, ref);
       test_gemm(k);
+      test_range_proof(k);
       test_requantize(k);
       std::printf("%s (%s, %d threads): %s\n", isa_name(isa), k.gemm.name, threads,
                   g_failed == before ? "ok" : "FAILED");

@@ -75,7 +75,7 @@ void gemm_s8s8_6x16c2_avx2(size_t k_groups, const void* a_packed, const int8_t* 
 
 const GemmKernel& avx2_gemm_kernel() {
   static const GemmKernel k = {"gemm_s8s8_6x16c2_avx2", kMr, kNr, kKr, 2, gemm_s8s8_6x16c2_avx2,
-                               epilogue_rows16};
+                               epilogue_rows16, false, &avx2_maddubs_gemm_kernel()};
   return k;
 }
 
