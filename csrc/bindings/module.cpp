@@ -84,14 +84,16 @@ struct PyPackedB {
   PackedB b;
 };
 
-PyPackedB py_pack(py::array b) {
+PyPackedB py_pack(py::array b, bool single_use) {
   require(b.ndim() == 2, "b must be 2-D");
   const bool u8 = qdtype_of(b) == QDtype::u8;
   ByteMatrix m{static_cast<const uint8_t*>(b.data()), static_cast<size_t>(b.shape(0)),
                static_cast<size_t>(b.shape(1)), b.strides(0), b.strides(1), u8};
   const GemmKernel& k = active_kernels().gemm;
   py::gil_scoped_release nogil;
-  return PyPackedB{pack_b(m, k.nr, k.kr)};
+  PyPackedB p{pack_b(m, k.nr, k.kr)};
+  p.b.single_use = single_use;
+  return p;
 }
 
 py::array py_unpack(const PyPackedB& p) {
@@ -318,7 +320,7 @@ PYBIND11_MODULE(_qgemm, m) {
         return packed_bytes(p.b);
       })
       .def("unpack", &py_unpack);
-  m.def("pack", &py_pack);
+  m.def("pack", &py_pack, py::arg("b"), py::arg("single_use") = false);
   m.def("matmul", &py_matmul);
   m.def("linear_dynamic", &py_linear_dynamic);
   m.def("requantize", &py_requantize, py::arg("acc"), py::arg("out"), py::arg("kind"),

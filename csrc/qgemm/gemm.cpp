@@ -19,6 +19,7 @@ constexpr size_t kMcBytes = 256 << 10;  // M block: the packed A block (mc x kc)
 constexpr size_t kMcMaxTiles = 16;
 constexpr size_t kMinParallelMacs = size_t(1) << 19;  // below this, threads cost more than they give
 constexpr size_t kTasksPerThread = 4;
+constexpr size_t kSingleUseMinRows = 512;  // see choose_kernel
 
 // A per-column array padded with zeros to whole panels (empty if src is null).
 template <class T>
@@ -195,6 +196,10 @@ bool a_within(const AOperand& a, int limit) {
 const GemmKernel& choose_kernel(const GemmKernel& kern, const AOperand& a, const PackedB& b) {
   const GemmKernel* fast = kern.proven_range;
   if (!fast) return kern;
+  // B's second layout costs about what packing it did (mostly page faults on
+  // new memory); packed for one call, B repays that only on many rows
+  // (measured break-even ~500 rows at 1024 x 1024 on AVX2).
+  if (b.single_use && a.batch * a.m < kSingleUseMinRows) return kern;
   // |a0*b0 + a1*b1| <= 2 * max(A) * max|B| must fit int16.
   const int a_limit = b.max_abs == 0 ? 255 : 32767 / (2 * b.max_abs);
   return a_limit >= 255 || a_within(a, a_limit) ? *fast : kern;

@@ -163,14 +163,66 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr) {
   return p;
 }
 
+namespace {
+
+// B from K pairs to K quads, same panels (the exact AVX2 kernel's layout to
+// the range-proven one's): a column's quad is its pairs from two consecutive
+// groups, so this is a copy of 2-byte units, at memory speed.
+PackedB pairs_to_quads(const PackedB& src) {
+  PackedB dst;
+  dst.k = src.k;
+  dst.n = src.n;
+  dst.nr = src.nr;
+  dst.kr = 4;
+  dst.k_padded = (src.k + 3) / 4 * 4;
+  dst.panels = src.panels;
+  dst.is_u8 = src.is_u8;
+  void* mem = std::aligned_alloc(64, (dst.bytes() + 63) / 64 * 64 + 64);
+  if (!mem) throw std::bad_alloc();
+  dst.data.reset(static_cast<int8_t*>(mem));
+  dst.colsum = src.colsum;
+  dst.max_abs = src.max_abs;
+  dst.alt = std::make_shared<AltLayout>();
+  const size_t nr = src.nr, pairs = src.k_padded / 2, quads = dst.k_padded / 4;
+  const std::vector<int8_t> zeros(2 * nr, 0);  // the pair group past an odd count
+  for (size_t p = 0; p < src.panels; ++p) {
+    const int8_t* s = src.panel(p);
+    int8_t* d = dst.data.get() + p * dst.k_padded * nr;
+    for (size_t q = 0; q < quads; ++q, d += 4 * nr) {
+      const int8_t* even = s + 2 * q * 2 * nr;
+      const int8_t* odd = 2 * q + 1 < pairs ? even + 2 * nr : zeros.data();
+      size_t j = 0;
+#if defined(__SSE2__)
+      for (; j + 8 <= nr; j += 8) {  // 8 columns: their pairs interleave as 16-bit units
+        const __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i*>(even + 2 * j));
+        const __m128i o = _mm_loadu_si128(reinterpret_cast<const __m128i*>(odd + 2 * j));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 4 * j), _mm_unpacklo_epi16(e, o));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 4 * j + 16), _mm_unpackhi_epi16(e, o));
+      }
+#endif
+      for (; j < nr; ++j) {
+        std::memcpy(d + 4 * j, even + 2 * j, 2);
+        std::memcpy(d + 4 * j + 2, odd + 2 * j, 2);
+      }
+    }
+  }
+  return dst;
+}
+
+}  // namespace
+
 const PackedB& packed_for(const PackedB& b, const GemmKernel& k) {
   if (b.nr == k.nr && b.kr == k.kr) return b;
   AltLayout& alt = *b.alt;
   std::call_once(alt.once, [&] {
-    std::vector<uint8_t> plain(b.k * b.n);
-    unpack_b(b, plain.data());
-    const ByteMatrix m{plain.data(), b.k, b.n, static_cast<ptrdiff_t>(b.n), 1, b.is_u8};
-    alt.b = pack_b(m, k.nr, k.kr);
+    if (b.nr == k.nr && b.kr == 2 && k.kr == 4) {
+      alt.b = pairs_to_quads(b);
+    } else {
+      std::vector<uint8_t> plain(b.k * b.n);
+      unpack_b(b, plain.data());
+      const ByteMatrix m{plain.data(), b.k, b.n, static_cast<ptrdiff_t>(b.n), 1, b.is_u8};
+      alt.b = pack_b(m, k.nr, k.kr);
+    }
     alt.ready = true;
   });
   return alt.b;

@@ -37,6 +37,7 @@ struct PackedB {
   std::vector<int32_t> colsum;                  // panels * nr, sums of stored values
   int max_abs = 0;  // largest |stored value| (0..128): what range proofs need of B
   std::shared_ptr<AltLayout> alt;  // B in a second kernel's layout, made on first use
+  bool single_use = false;  // packed for one call (a plain B to matmul): see choose_kernel
 
   size_t bytes() const { return panels * k_padded * static_cast<size_t>(nr); }
   const int8_t* panel(size_t p) const { return data.get() + p * k_padded * nr; }

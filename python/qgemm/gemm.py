@@ -28,7 +28,8 @@ class PackedMatrix:
 
     __slots__ = ("_packed", "_shape", "_zero_point", "_zp_scalar", "_dtype")
 
-    def __init__(self, b: Any, zero_point: ZeroPoint = 0):
+    def __init__(self, b: Any, zero_point: ZeroPoint = 0, *, _single_use: bool = False):
+        # _single_use: packed inside one call for a plain B, never reused.
         a = _checks.quantized_array(b, "b")
         if a.ndim != 2:
             raise ValueError(f"b must be 2-D (K, N), got shape {a.shape}")
@@ -40,7 +41,7 @@ class PackedMatrix:
             self._zero_point = np.array([zp], np.int32)
         else:
             self._zero_point = _checks.zero_points(zero_point, a.shape[1], self._dtype, "zero_point")
-        self._packed = _qgemm.pack(a)
+        self._packed = _qgemm.pack(a, _single_use)
         self._shape = (int(a.shape[0]), int(a.shape[1]))
 
     @property
@@ -114,7 +115,7 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
             bv, b_vector = bv[:, None], True
         elif bv.ndim != 2:
             raise ValueError(f"b must be 2-D (K, N) or 1-D (K,), got shape {bv.shape}")
-        packed = PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point)
+        packed = PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point, _single_use=True)
     k, n = packed._shape
 
     a_vector = av.ndim == 1

@@ -191,7 +191,7 @@ def qlinear_matmul(a: Any, a_scale: float, a_zero_point: int, b: Union[Any, Pack
         bv = _checks.quantized_array(b, "b")
         if bv.ndim != 2:
             raise ValueError(f"b must be 2-D (K, N), got shape {bv.shape}")
-        packed = PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point)
+        packed = PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point, _single_use=True)
     k, n = packed.shape
     sb = _per_column(b_scale, n, "b_scale")
     ab = (np.float32(sa) * sb).astype(np.float32)

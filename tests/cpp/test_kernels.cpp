@@ -474,6 +474,10 @@ static void test_range_proof(const Kernels& kern) {
     a[2 * K + 9] = a128;  // one element of the last row past 127
     check(&choose_kernel(k, A, pf) == &k, std::string(k.name) + " range proof: one A of 128 with B of -128");
     check(&choose_kernel(k, A, p64) == proven, std::string(k.name) + " range proof: any A, |B| <= 64");
+    // B packed for one call: its second layout would cost more than 3 rows gain.
+    PackedB once = pack_b({b64.data(), K, N, ptrdiff_t(N), 1, false}, k.nr, k.kr);
+    once.single_use = true;
+    check(&choose_kernel(k, A, once) == &k, std::string(k.name) + " range proof: single-use B, few rows");
     // A transposed (column stride K): the scalar path of the check.
     std::vector<uint8_t> at(K * 3, a127);
     at[9 * 3 + 2] = a128;
