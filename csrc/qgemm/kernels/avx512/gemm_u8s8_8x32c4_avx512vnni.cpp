@@ -56,25 +56,38 @@ inline __m512i round_clamped16(__m512 v, __m512 lo, __m512 hi) {
   return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(v, lo), hi));
 }
 
-// The epilogue for 16 columns of one tile row: accumulate / zero-point
-// algebra / output stage, then a masked store of the live columns.
-// `j` is the first column (0 or 16) within the tile's per-column arrays.
-inline void store16(void* c_row, __m512i v, int j, __mmask16 live, __m512i row_term, int flags,
-                    const GemmEpilogue* ep) {
+// The per-column parameters of 16 columns, loaded once for all rows of a block.
+struct Columns16 {
+  __m512i term, zb, mult, shift;
+  __m512 scale, offset;
+};
+
+inline Columns16 load_columns(const GemmEpilogue* ep, int j) {
+  const __m512i zi = _mm512_setzero_si512();
+  const __m512 zf = _mm512_setzero_ps();
+  return {load16(ep->col_term + j), ep->col_zb ? load16(ep->col_zb + j) : zi,
+          ep->col_mult ? load16(ep->col_mult + j) : zi, ep->col_shift ? load16(ep->col_shift + j) : zi,
+          ep->col_scale ? load16(ep->col_scale + j) : zf, ep->col_offset ? load16(ep->col_offset + j) : zf};
+}
+
+// The epilogue for 16 columns of one row: accumulate / zero-point algebra /
+// output stage, then a masked store of the live columns.
+__attribute__((always_inline)) inline void store16(void* c_row, __m512i v, const Columns16& col, __mmask16 live, __m512i row_term,
+                    int flags, const GemmEpilogue* ep) {
   if (flags & kGemmAccumulate)  // int32 output only
     v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(live, c_row));
   const int kind = (flags & kGemmFinal) ? ep->kind : kOutInt32;
   if (flags & kGemmFinal) {
-    v = _mm512_sub_epi32(v, load16(ep->col_term + j));
-    if (ep->col_zb) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(load16(ep->col_zb + j), row_term));
+    v = _mm512_sub_epi32(v, col.term);
+    if (ep->col_zb) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(col.zb, row_term));
   }
   if (kind == kOutInt32) {
     _mm512_mask_storeu_epi32(c_row, live, v);
     return;
   }
   if (kind == kOutFloat32) {
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), load16(ep->col_scale + j));
-    if (ep->col_offset) f = _mm512_add_ps(f, load16(ep->col_offset + j));
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), col.scale);
+    if (ep->col_offset) f = _mm512_add_ps(f, col.offset);
     f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(ep->fmin)), _mm512_set1_ps(ep->fmax));
     _mm512_mask_storeu_ps(c_row, live, f);
     return;
@@ -82,30 +95,18 @@ inline void store16(void* c_row, __m512i v, int j, __mmask16 live, __m512i row_t
   __m512i q;
   if (kind == kOutQuantFloat) {
     __m512 f = _mm512_cvtepi32_ps(v);
-    if (ep->col_offset) f = _mm512_add_ps(f, load16(ep->col_offset + j));
-    f = _mm512_mul_ps(f, load16(ep->col_scale + j));
+    if (ep->col_offset) f = _mm512_add_ps(f, col.offset);
+    f = _mm512_mul_ps(f, col.scale);
     q = round_clamped16(f, _mm512_set1_ps(static_cast<float>(ep->qmin - ep->zero_point)),
                         _mm512_set1_ps(static_cast<float>(ep->qmax - ep->zero_point)));
   } else {  // kOutQuantFixed: clamp before adding the zero point, so nothing overflows
-    q = mbqm16(v, load16(ep->col_mult + j), load16(ep->col_shift + j));
+    q = mbqm16(v, col.mult, col.shift);
     q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(ep->qmin - ep->zero_point)),
                          _mm512_set1_epi32(ep->qmax - ep->zero_point));
   }
   // In [qmin, qmax] now, so truncating to bytes is exact for int8 and uint8.
   q = _mm512_add_epi32(q, _mm512_set1_epi32(ep->zero_point));
   _mm512_mask_cvtepi32_storeu_epi8(c_row, live, q);
-}
-
-inline void store_row(void* c, size_t ldc, int i, __m512i v0, __m512i v1, int n, int flags,
-                      const GemmEpilogue* ep) {
-  const size_t esize = (flags & kGemmFinal) && (ep->kind == kOutQuantFloat || ep->kind == kOutQuantFixed) ? 1 : 4;
-  uint8_t* row = static_cast<uint8_t*>(c) + i * ldc * esize;
-  const __mmask16 live0 = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
-  const __mmask16 live1 = n >= 32 ? __mmask16(0xFFFF) : n > 16 ? __mmask16((1u << (n - 16)) - 1) : 0;
-  const __m512i rt = (flags & kGemmFinal) && ep->col_zb ? _mm512_set1_epi32(ep->row_term[i])
-                                                        : _mm512_setzero_si512();
-  store16(row, v0, 0, live0, rt, flags, ep);
-  if (live1) store16(row + 16 * esize, v1, 16, live1, rt, flags, ep);
 }
 
 // The epilogue of an m x n block of accumulators in memory (rows lda apart):
@@ -135,10 +136,14 @@ void epilogue_rows(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, i
     }
     return;
   }
-  for (int i = 0; i < m; ++i) {
-    const int32_t* row = acc + i * lda;
-    store_row(c, ldc, i, _mm512_maskz_loadu_epi32(live0, row), _mm512_maskz_loadu_epi32(live1, row + 16),
-              n, flags, ep);
+  // Every other case: per-column parameters loaded once, not once per row.
+  const Columns16 col0 = load_columns(ep, 0), col1 = load_columns(ep, 16);
+  const size_t esize = ep->kind == kOutQuantFloat || ep->kind == kOutQuantFixed ? 1 : 4;
+  for (int i = 0; i < m; ++i, acc += lda) {
+    uint8_t* row = static_cast<uint8_t*>(c) + i * ldc * esize;
+    const __m512i rt = ep->col_zb ? _mm512_set1_epi32(ep->row_term[i]) : _mm512_setzero_si512();
+    store16(row, _mm512_maskz_loadu_epi32(live0, acc), col0, live0, rt, flags, ep);
+    if (live1) store16(row + 16 * esize, _mm512_maskz_loadu_epi32(live1, acc + 16), col1, live1, rt, flags, ep);
   }
 }
 
