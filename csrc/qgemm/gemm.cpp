@@ -205,12 +205,12 @@ const GemmKernel& choose_kernel(const GemmKernel& kern, const AOperand& a, const
   return a_limit >= 255 || a_within(a, a_limit) ? *fast : kern;
 }
 
-void gemm(const GemmKernel& chosen, const AOperand& a, int32_t za, const PackedB& b_chosen,
+void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const PackedB& b_base,
           const int32_t* zb, bool zb_per_column, const GemmOutput& out) {
-  const size_t rows = a.batch * a.m, N = b_chosen.n, K = a.k;
+  const size_t rows = a.batch * a.m, N = b_base.n, K = a.k;
   if (rows == 0 || N == 0) return;
-  const GemmKernel& kern = choose_kernel(chosen, a, b_chosen);
-  const PackedB& b = packed_for(b_chosen, kern);
+  const GemmKernel& kern = choose_kernel(base_kernel, a, b_base);
+  const PackedB& b = packed_for(b_base, kern);
   const size_t padded_n = b.panels * kern.nr;
   Plan P{kern, a, b, out, out.kind == kOutQuantFloat || out.kind == kOutQuantFixed ? 1u : 4u,
          0, 0, 0, {}, {}, {}, GemmEpilogue{}};

@@ -70,6 +70,14 @@ void pack_b_block_sse2(const uint8_t* src, ptrdiff_t row_stride, size_t k, int w
 }
 #endif
 
+// p.data for p.bytes(), 64-byte aligned: a size that aligned_alloc accepts
+// (a multiple of the alignment) and never zero, even for an empty B.
+void allocate_panels(PackedB& p) {
+  void* mem = std::aligned_alloc(64, (p.bytes() + 63) / 64 * 64 + 64);
+  if (!mem) throw std::bad_alloc();
+  p.data.reset(static_cast<int8_t*>(mem));
+}
+
 // Largest |v| over n int8 values (0..128).
 int max_abs_i8(const int8_t* p, size_t n) {
   size_t i = 0;
@@ -109,10 +117,7 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr) {
   p.k_padded = (b.rows + kr - 1) / kr * kr;
   p.panels = (b.cols + nr - 1) / nr;
   p.is_u8 = b.is_u8;
-  const size_t bytes = p.bytes();
-  void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
-  if (!mem) throw std::bad_alloc();
-  p.data.reset(static_cast<int8_t*>(mem));
+  allocate_panels(p);
   p.colsum.assign(p.panels * nr, 0);
   const uint8_t flip = b.is_u8 ? 0x80 : 0;
   // Rows [k_begin, k_end) x panel columns [j_begin, j_end), one byte at a time.
@@ -159,7 +164,7 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr) {
     }
   });
   p.max_abs = *std::max_element(task_max_abs.begin(), task_max_abs.end());
-  p.alt = std::make_shared<AltLayout>();
+  p.second = std::make_shared<SecondLayout>();
   return p;
 }
 
@@ -177,12 +182,10 @@ PackedB pairs_to_quads(const PackedB& src) {
   dst.k_padded = (src.k + 3) / 4 * 4;
   dst.panels = src.panels;
   dst.is_u8 = src.is_u8;
-  void* mem = std::aligned_alloc(64, (dst.bytes() + 63) / 64 * 64 + 64);
-  if (!mem) throw std::bad_alloc();
-  dst.data.reset(static_cast<int8_t*>(mem));
+  allocate_panels(dst);
   dst.colsum = src.colsum;
   dst.max_abs = src.max_abs;
-  dst.alt = std::make_shared<AltLayout>();
+  dst.second = std::make_shared<SecondLayout>();
   const size_t nr = src.nr, pairs = src.k_padded / 2, quads = dst.k_padded / 4;
   const std::vector<int8_t> zeros(2 * nr, 0);  // the pair group past an odd count
   for (size_t p = 0; p < src.panels; ++p) {
@@ -213,24 +216,24 @@ PackedB pairs_to_quads(const PackedB& src) {
 
 const PackedB& packed_for(const PackedB& b, const GemmKernel& k) {
   if (b.nr == k.nr && b.kr == k.kr) return b;
-  AltLayout& alt = *b.alt;
-  std::call_once(alt.once, [&] {
+  SecondLayout& second = *b.second;
+  std::call_once(second.once, [&] {
     if (b.nr == k.nr && b.kr == 2 && k.kr == 4) {
-      alt.b = pairs_to_quads(b);
+      second.b = pairs_to_quads(b);
     } else {
       std::vector<uint8_t> plain(b.k * b.n);
       unpack_b(b, plain.data());
       const ByteMatrix m{plain.data(), b.k, b.n, static_cast<ptrdiff_t>(b.n), 1, b.is_u8};
-      alt.b = pack_b(m, k.nr, k.kr);
+      second.b = pack_b(m, k.nr, k.kr);
     }
-    alt.ready = true;
+    second.ready = true;
   });
-  return alt.b;
+  return second.b;
 }
 
 size_t packed_bytes(const PackedB& b) {
   size_t bytes = b.bytes() + b.colsum.size() * sizeof(int32_t);
-  if (b.alt && b.alt->ready) bytes += packed_bytes(b.alt->b);
+  if (b.second && b.second->ready) bytes += packed_bytes(b.second->b);
   return bytes;
 }
 

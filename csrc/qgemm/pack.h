@@ -25,7 +25,7 @@ struct AlignedFree {
   void operator()(void* p) const;
 };
 
-struct AltLayout;
+struct SecondLayout;
 
 struct PackedB {
   size_t k = 0, n = 0;  // logical shape of B
@@ -36,7 +36,7 @@ struct PackedB {
   std::unique_ptr<int8_t[], AlignedFree> data;  // panels * k_padded * nr bytes, 64-byte aligned
   std::vector<int32_t> colsum;                  // panels * nr, sums of stored values
   int max_abs = 0;  // largest |stored value| (0..128): what range proofs need of B
-  std::shared_ptr<AltLayout> alt;  // B in a second kernel's layout, made on first use
+  std::shared_ptr<SecondLayout> second;  // B in a second kernel's layout, made on first use
   bool single_use = false;  // packed for one call (a plain B to matmul): see choose_kernel
 
   size_t bytes() const { return panels * k_padded * static_cast<size_t>(nr); }
@@ -45,7 +45,7 @@ struct PackedB {
 
 // B in another kernel's layout (a range-proven kernel's, see kernels.h),
 // packed from the first on first use and then kept with it.
-struct AltLayout {
+struct SecondLayout {
   std::once_flag once;
   std::atomic<bool> ready{false};
   PackedB b;
