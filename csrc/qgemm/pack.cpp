@@ -108,8 +108,9 @@ int max_abs_i8(const int8_t* p, size_t n) {
 
 }  // namespace
 
-PackedB pack_b(const ByteMatrix& b, int nr, int kr) {
+PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use) {
   PackedB p;
+  p.single_use = single_use;
   p.k = b.rows;
   p.n = b.cols;
   p.nr = nr;
@@ -182,6 +183,7 @@ PackedB pairs_to_quads(const PackedB& src) {
   dst.k_padded = (src.k + 3) / 4 * 4;
   dst.panels = src.panels;
   dst.is_u8 = src.is_u8;
+  dst.single_use = src.single_use;
   allocate_panels(dst);
   dst.colsum = src.colsum;
   dst.max_abs = src.max_abs;

@@ -59,7 +59,8 @@ struct ByteMatrix {
   bool is_u8;
 };
 
-PackedB pack_b(const ByteMatrix& b, int nr, int kr);
+// single_use: B is packed for one call (see PackedB::single_use).
+PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use = false);
 // b itself if it is packed for kernel k's tile, else its second layout for
 // k, packed on the first call (thread-safe; needs b to be from pack_b).
 const PackedB& packed_for(const PackedB& b, const GemmKernel& k);

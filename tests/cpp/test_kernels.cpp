@@ -265,6 +265,8 @@ struct GemmCase {
   bool a_u8, b_u8, a_transposed, zb_per_column, extremes;
   int kind = kOutInt32;
   int range = kFullRange;
+  bool single_use = false;  // B packed for one call (choose_kernel's row rule)
+  size_t check_every = 1;   // rows checked against the reference: every n-th (big cases)
 };
 
 // The reference output stage for one exact accumulator (independent of the
@@ -333,7 +335,7 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
     return g.b_u8 ? int64_t(raw) : int64_t(int8_t(raw));
   };
   const PackedB pb = pack_b({b.data(), g.k, g.n, static_cast<ptrdiff_t>(g.n), 1, g.b_u8},
-                            kern.gemm.nr, kern.gemm.kr);
+                            kern.gemm.nr, kern.gemm.kr, g.single_use);
   // Round trip of the packed layout.
   std::vector<uint8_t> unpacked(g.k * g.n);
   unpack_b(pb, unpacked.data());
@@ -377,6 +379,7 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   gemm(kern.gemm, A, za, pb, zb.data(), g.zb_per_column, out);
   bool ok = true;
   for (size_t r = 0; r < rows && ok; ++r) {
+    if (r % g.check_every != 0 && r + 1 != rows) continue;
     for (size_t j = 0; j < g.n && ok; ++j) {
       int64_t s = 0;
       for (size_t kk = 0; kk < g.k; ++kk) s += (a_at(r, kk) - za) * (b_at(kk, j) - zb[j]);
@@ -445,6 +448,13 @@ static void test_gemm(const Kernels& kern) {
                rand_int(0, 1) == 1, rand_int(0, 3) == 0, rand_int(0, 3), rand_int(kA7bit, kB7bit)};
     test_gemm_case(kern, g);
   }
+  // B packed for one call: few rows keep the exact kernel; where there is a
+  // range-proven kernel, >= 512 rows of 7-bit A take it, on the second layout
+  // of the single-use B (every 16th row and the last checked).
+  test_gemm_case(kern, {1, 3, 300, 301, true, false, false, true, false, kOutInt32, kA7bit, true});
+  if (kern.gemm.proven_range)
+    for (bool a_u8 : {false, true})
+      test_gemm_case(kern, {1, 530, 300, 301, a_u8, true, false, false, false, kOutQuantFixed, kA7bit, true, 16});
   for (bool a_u8 : {false, true})
     for (bool b_u8 : {false, true})
       for (int range : {kA7bit, kB7bit}) {
