@@ -135,33 +135,48 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use) {
       }
     }
   };
-  auto pack_panel = [&](size_t panel) {
-    int8_t* dst = p.data.get() + panel * p.k_padded * nr;
-    std::memset(dst, 0, p.k_padded * nr);
+  // Rows [k_begin, k_end) of one panel; k_begin a multiple of kr, k_end too
+  // unless it is K (the zero-padded last group).
+  auto pack_panel_rows = [&](size_t panel, size_t k_begin, size_t k_end) {
+    int8_t* panel_dst = p.data.get() + panel * p.k_padded * nr;
+    int8_t* dst = panel_dst + k_begin * nr;
+    const size_t k_padded_end = (k_end + kr - 1) / kr * kr;
+    std::memset(dst, 0, (k_padded_end - k_begin) * nr);
     const size_t j0 = panel * nr;
     const int width = static_cast<int>(std::min<size_t>(nr, b.cols - j0));
     int32_t* sums = p.colsum.data() + j0;
-    size_t k_done = 0;  // rows [0, k_done) x columns [0, j_done) packed by vectors
+    size_t k_done = k_begin;  // rows [k_begin, k_done) x columns [0, j_done) packed by vectors
     int j_done = 0;
 #if defined(__SSE2__)
     if (b.col_stride == 1 && (kr == 2 || kr == 4)) {
       j_done = width / 16 * 16;
-      k_done = b.rows / kr * kr;
-      pack_b_block_sse2(b.data + j0, b.row_stride, k_done, j_done, kr, nr, flip, dst, sums);
+      k_done = k_begin + (k_end - k_begin) / kr * kr;
+      pack_b_block_sse2(b.data + static_cast<ptrdiff_t>(k_begin) * b.row_stride + j0, b.row_stride,
+                        k_done - k_begin, j_done, kr, nr, flip, dst, sums);
     }
 #endif
-    pack_scalar(dst, sums, j0, 0, k_done, j_done, width);
-    pack_scalar(dst, sums, j0, k_done, b.rows, 0, width);
+    pack_scalar(panel_dst, sums, j0, k_begin, k_done, j_done, width);
+    pack_scalar(panel_dst, sums, j0, k_done, k_end, 0, width);
   };
   // Threads only pay off for large matrices (weights are packed once anyway).
   const size_t tasks = b.rows * b.cols >= (size_t(1) << 18)
                            ? std::min<size_t>(p.panels, static_cast<size_t>(get_num_threads()))
                            : 1;
+  // A thread's panels are packed kKBlock rows at a time, all of its panels
+  // per block: B's rows are read a whole cache line (and page) at a time
+  // while they are in cache, not one panel's few bytes per row (measured
+  // 2.4 -> ? GB/s at 4096 x 4096).
+  constexpr size_t kKBlock = 64;
   std::vector<int> task_max_abs(tasks, 0);
   parallel_for(tasks, [&](size_t t) {
-    for (size_t panel = p.panels * t / tasks; panel < p.panels * (t + 1) / tasks; ++panel) {
-      pack_panel(panel);
-      task_max_abs[t] = std::max(task_max_abs[t], max_abs_i8(p.panel(panel), p.k_padded * nr));
+    const size_t p0 = p.panels * t / tasks, p1 = p.panels * (t + 1) / tasks;
+    for (size_t k0 = 0; k0 < b.rows; k0 += kKBlock) {
+      const size_t k1 = std::min(b.rows, k0 + kKBlock), k1_padded = (k1 + kr - 1) / kr * kr;
+      for (size_t panel = p0; panel < p1; ++panel) {
+        pack_panel_rows(panel, k0, k1);
+        const int8_t* packed = p.panel(panel) + k0 * nr;  // still in cache
+        task_max_abs[t] = std::max(task_max_abs[t], max_abs_i8(packed, (k1_padded - k0) * nr));
+      }
     }
   });
   p.max_abs = *std::max_element(task_max_abs.begin(), task_max_abs.end());
