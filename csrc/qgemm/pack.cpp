@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "qgemm/buffer_pool.h"
 #include "qgemm/thread_pool.h"
 
 #if defined(__SSE2__)
@@ -15,7 +16,10 @@
 
 namespace qgemm {
 
-void AlignedFree::operator()(void* p) const { std::free(p); }
+void PanelFree::operator()(void* p) const {
+  if (pool_capacity) pool_release(p, pool_capacity);
+  else std::free(p);
+}
 
 namespace {
 
@@ -81,10 +85,19 @@ void pack_b_block_sse2(const uint8_t* src, ptrdiff_t row_stride, size_t k, int w
 }
 #endif
 
+constexpr size_t kPoolMinBytes = size_t(1) << 20;  // below: the allocator's own reuse suffices
+
 // p.data for p.bytes(), 64-byte aligned: a size that aligned_alloc accepts
 // (a multiple of the alignment) and never zero, even for an empty B.
 void allocate_panels(PackedB& p) {
-  void* mem = std::aligned_alloc(64, (p.bytes() + 63) / 64 * 64 + 64);
+  const size_t bytes = (p.bytes() + 63) / 64 * 64 + 64;
+  if (p.single_use && bytes >= kPoolMinBytes) {
+    size_t capacity = 0;
+    void* mem = pool_acquire(bytes, &capacity);
+    p.data = std::unique_ptr<int8_t[], PanelFree>(static_cast<int8_t*>(mem), PanelFree{capacity});
+    return;
+  }
+  void* mem = std::aligned_alloc(64, bytes);
   if (!mem) throw std::bad_alloc();
   p.data.reset(static_cast<int8_t*>(mem));
 }

@@ -21,7 +21,10 @@
 
 namespace qgemm {
 
-struct AlignedFree {
+// Frees packed panels: back to the buffer pool if they came from it
+// (pool_capacity > 0), else with free().
+struct PanelFree {
+  size_t pool_capacity = 0;
   void operator()(void* p) const;
 };
 
@@ -33,7 +36,7 @@ struct PackedB {
   size_t k_padded = 0;  // k rounded up to kr
   size_t panels = 0;    // ceil(n / nr)
   bool is_u8 = false;   // the original dtype (stored values are flipped if so)
-  std::unique_ptr<int8_t[], AlignedFree> data;  // panels * k_padded * nr bytes, 64-byte aligned
+  std::unique_ptr<int8_t[], PanelFree> data;  // panels * k_padded * nr bytes, 64-byte aligned
   std::vector<int32_t> colsum;                  // panels * nr, sums of stored values
   int max_abs = 0;  // largest |stored value| (0..128): what range proofs need of B
   std::shared_ptr<SecondLayout> second;  // B in a second kernel's layout, made on first use
@@ -59,7 +62,9 @@ struct ByteMatrix {
   bool is_u8;
 };
 
-// single_use: B is packed for one call (see PackedB::single_use).
+// single_use: B is packed for one call (see PackedB::single_use); large
+// panels then come from the buffer pool, which spares every call the page
+// faults of fresh memory.
 PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use = false);
 // b itself if it is packed for kernel k's tile, else its second layout for
 // k, packed on the first call (thread-safe; needs b to be from pack_b).

@@ -450,8 +450,11 @@ static void test_gemm(const Kernels& kern) {
   }
   // B packed for one call: few rows keep the exact kernel; where there is a
   // range-proven kernel, >= 512 rows of 7-bit A take it, on the second layout
-  // of the single-use B (every 16th row and the last checked).
+  // of the single-use B (every 16th row and the last checked). Over 1 MiB,
+  // single-use panels come from the buffer pool: twice, so a block is reused.
   test_gemm_case(kern, {1, 3, 300, 301, true, false, false, true, false, kOutInt32, kA7bit, true});
+  for (int rep = 0; rep < 2; ++rep)
+    test_gemm_case(kern, {1, 3, 1030, 1031, rep == 1, true, false, true, false, kOutInt32, kFullRange, true});
   if (kern.gemm.proven_range)
     for (bool a_u8 : {false, true})
       test_gemm_case(kern, {1, 530, 300, 301, a_u8, true, false, false, false, kOutQuantFixed, kA7bit, true, 16});
