@@ -168,9 +168,11 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use) {
   std::vector<int> task_max_abs(tasks, 0);
   parallel_for(tasks, [&](size_t t) {
     const size_t p0 = p.panels * t / tasks, p1 = p.panels * (t + 1) / tasks;
+    int max_abs = 0;  // local: the threads' slots share a cache line
     for (size_t k0 = 0; k0 < b.rows; k0 += kKBlock)
       for (size_t panel = p0; panel < p1; ++panel)
-        pack_panel_rows(panel, k0, std::min(b.rows, k0 + kKBlock), &task_max_abs[t]);
+        pack_panel_rows(panel, k0, std::min(b.rows, k0 + kKBlock), &max_abs);
+    task_max_abs[t] = max_abs;
   });
   p.max_abs = *std::max_element(task_max_abs.begin(), task_max_abs.end());
   p.second = std::make_shared<SecondLayout>();
