@@ -203,8 +203,9 @@ void py_matmul(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array ou
 
 // A dynamically quantized Linear in one call: the batch's range (NaN
 // ignored), uint8 affine parameters exactly as qparams_from_range chooses
-// them, quantize into a per-thread scratch buffer, then the exact GEMM with
+// them, quantize into a scratch buffer, then the exact GEMM with
 // a dequantizing epilogue y = acc * (sx * w_scale[j]) + bias[j], clamped.
+// The scratch comes from the bounded buffer pool (buffer_pool.h).
 // Returns (sx, zx). Python-side, each of these steps costs microseconds.
 py::tuple py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale,
                             std::optional<F32> bias, float fmin, float fmax, py::array y) {
@@ -230,14 +231,13 @@ py::tuple py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale
     finite = std::isfinite(lo) && std::isfinite(hi);
     if (finite) {
       qp = affine_u8_params(lo, hi);
-      thread_local std::vector<uint8_t> xq;
-      xq.resize(rows * k);
+      const ScratchBuffer xq(rows * k);  // pooled when large, never kept per thread
       quantize(xs, xq.data(), QDtype::u8, {rows * k, 1, 1}, &qp.scale, &qp.zero_point, kern.quant);
       std::vector<float> col_scale(n);
       for (size_t j = 0; j < n; ++j) col_scale[j] = qp.scale * ws[j];
       GemmOutput o = proto;
       o.scale = col_scale.data();
-      AOperand A{xq.data(), true, 1, rows, k, 0, static_cast<ptrdiff_t>(k), 1};
+      AOperand A{xq.as<uint8_t>(), true, 1, rows, k, 0, static_cast<ptrdiff_t>(k), 1};
       gemm(kern.gemm, A, qp.zero_point, p.b, zbs, zb_per_column, o);
     }
   }
@@ -291,13 +291,25 @@ py::dict py_cpu_info() {
 PYBIND11_MODULE(_qgemm, m) {
   m.doc() = "qgemm native core";
   // Choose kernels now: a bad QGEMM_ISA fails the import with its message.
+  // So does a bad QGEMM_NUM_THREADS.
   try {
     active_kernels();
+    get_num_threads();
   } catch (const std::exception& e) {
     throw py::import_error(e.what());
   }
+  // std::bad_alloc (a buffer of a call, in the caller or carried back from a
+  // task) is a MemoryError that says what failed.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::bad_alloc&) {
+      PyErr_SetString(PyExc_MemoryError, "qgemm: not enough memory for the buffers of this call");
+    }
+  });
   m.def("cpu_info", &py_cpu_info);
   m.def("empty", &py_empty);
+  m.attr("MAX_THREADS") = kMaxThreads;
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads);
   m.def("quantize", [](py::array x, py::array out, size_t channels, size_t inner,
