@@ -8,7 +8,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _checks, _memory, _qgemm
+from . import _checks, _out, _qgemm
 
 ArrayLike = Any
 Scale = Union[float, np.ndarray]
@@ -147,15 +147,12 @@ def quantize(x: ArrayLike, scale: Scale, zero_point: ZeroPoint = 0, dtype: Any =
     count = None if ax is None else a.shape[ax]
     s = _checks.scales(scale, count)
     z = _checks.zero_points(zero_point, count, name)
-    res = _checks.output(out, a.shape, _checks.QDTYPES[name])
     channels, inner = _checks.channel_layout(a.shape, ax)
-    target = res if res is not None and res.flags.c_contiguous else _memory.empty(a.shape, _checks.QDTYPES[name])
+    x32 = _as_float32_c(a)
+    target = _out.buffer(out, a.shape, _checks.QDTYPES[name], x32)
     if a.size:
-        _qgemm.quantize(_as_float32_c(a), target, channels, inner, s, z)
-    if res is not None and target is not res:
-        res[...] = target
-        return res
-    return target
+        _qgemm.quantize(x32, target, channels, inner, s, z)
+    return _out.result(out, target)
 
 
 def dequantize(q: ArrayLike, scale: Scale, zero_point: ZeroPoint = 0, axis: Optional[int] = None,
@@ -170,12 +167,9 @@ def dequantize(q: ArrayLike, scale: Scale, zero_point: ZeroPoint = 0, axis: Opti
     count = None if ax is None else qa.shape[ax]
     s = _checks.scales(scale, count)
     z = _checks.zero_points(zero_point, count, name)
-    res = _checks.output(out, qa.shape, np.dtype(np.float32))
     channels, inner = _checks.channel_layout(qa.shape, ax)
-    target = res if res is not None and res.flags.c_contiguous else _memory.empty(qa.shape, np.float32)
+    qc = np.ascontiguousarray(qa)
+    target = _out.buffer(out, qa.shape, np.dtype(np.float32), qc)
     if qa.size:
-        _qgemm.dequantize(np.ascontiguousarray(qa), target, channels, inner, s, z)
-    if res is not None and target is not res:
-        res[...] = target
-        return res
-    return target
+        _qgemm.dequantize(qc, target, channels, inner, s, z)
+    return _out.result(out, target)

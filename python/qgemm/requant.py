@@ -22,7 +22,7 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _checks, _memory, _qgemm
+from . import _checks, _out, _qgemm
 from .gemm import PackedMatrix
 
 _KIND = {"int32": 0, "float32": 1, "float": 2, "fixed_point": 3}
@@ -203,17 +203,10 @@ def qlinear_matmul(a: Any, a_scale: float, a_zero_point: int, b: Union[Any, Pack
         raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has K={k}")
     shape = av.shape[:-1] + (n,)
     rows = a3.shape[0] * a3.shape[1]
-    dtype = np.dtype(out_name)
-    res = None if out is None else _checks.output(out, shape, dtype)
-    direct = res is not None and res.flags.c_contiguous
-    c = res.reshape(rows, n) if direct else _memory.empty((rows, n), dtype)
+    c = _out.buffer(out, shape, np.dtype(out_name), a3)
     if rows and n:
-        _qgemm.gemm(a3, za, packed._packed, packed._zero_point, c, **kw)
-    if res is None:
-        return c.reshape(shape)
-    if not direct:
-        res[...] = c.reshape(shape)
-    return res
+        _qgemm.gemm(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n), **kw)
+    return _out.result(out, c)
 
 
 def requantize(acc: Any, multiplier: Any, zero_point: int = 0, dtype: Any = "int8", bias: Any = None,
@@ -271,18 +264,11 @@ def requantize(acc: Any, multiplier: Any, zero_point: int = 0, dtype: Any = "int
         if b.shape != (n,):
             raise ValueError(f"bias must have shape ({n},), got {b.shape}")
         kw["bias"] = _int32_bias(b)
-    dtype_ = np.dtype(name)
-    res = None if out is None else _checks.output(out, accv.shape, dtype_)
     rows = math.prod(accv.shape[:-1])
     a2 = accv.reshape(rows, n)
     if a2.size and a2.strides[1] != 4:
         a2 = np.ascontiguousarray(a2)
-    direct = res is not None and res.flags.c_contiguous
-    c = res.reshape(rows, n) if direct else _memory.empty((rows, n), dtype_)
+    c = _out.buffer(out, accv.shape, np.dtype(name), a2)
     if rows and n:
-        _qgemm.requantize(a2, c, **kw)
-    if res is None:
-        return c.reshape(accv.shape)
-    if not direct:
-        res[...] = c.reshape(accv.shape)
-    return res
+        _qgemm.requantize(a2, c.reshape(rows, n), **kw)
+    return _out.result(out, c)
