@@ -6,7 +6,7 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _checks, _memory, _qgemm
+from . import _checks, _out, _qgemm
 
 ZeroPoint = Union[int, np.ndarray]
 
@@ -142,17 +142,7 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
     m = a3.shape[1]
     shape = av.shape[:-2] + ((m,) if not a_vector else ()) + ((n,) if not b_vector else ())
     rows = a3.shape[0] * m
-    if out is None:
-        res, direct = None, False
-        c = _memory.empty((rows, n), np.int32)
-    else:
-        res = _checks.output(out, shape, np.dtype(np.int32))
-        direct = res.flags.c_contiguous
-        c = res.reshape(rows, n) if direct else _memory.empty((rows, n), np.int32)
+    c = _out.buffer(out, shape, np.dtype(np.int32), a3)
     if rows and n:
-        _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c)
-    if res is None:
-        return c.reshape(shape)
-    if not direct:
-        res[...] = c.reshape(shape)
-    return res
+        _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n))
+    return _out.result(out, c)

@@ -22,7 +22,7 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _checks, _memory, _qgemm
+from . import _checks, _out, _qgemm
 from .gemm import PackedMatrix, as_packed
 
 _KIND = {"int32": 0, "float32": 1, "float": 2, "fixed_point": 3}
@@ -220,17 +220,10 @@ def qlinear_matmul(a: Any, a_scale: float, a_zero_point: int, b: Union[Any, Pack
         raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has K={k}")
     shape = av.shape[:-1] + (n,)
     rows = a3.shape[0] * a3.shape[1]
-    dtype = np.dtype(out_name)
-    res = None if out is None else _checks.output(out, shape, dtype)
-    direct = res is not None and res.flags.c_contiguous
-    c = res.reshape(rows, n) if direct else _memory.empty((rows, n), dtype)
+    c = _out.buffer(out, shape, np.dtype(out_name), a3)
     if rows and n:
-        _qgemm.gemm(a3, za, packed._packed, packed._zero_point, c, **kw)
-    if res is None:
-        return c.reshape(shape)
-    if not direct:
-        res[...] = c.reshape(shape)
-    return res
+        _qgemm.gemm(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n), **kw)
+    return _out.result(out, c)
 
 
 def requantize(acc: Any, multiplier: Any = None, zero_point: int = 0, dtype: Any = "int8", bias: Any = None,
@@ -287,22 +280,15 @@ def requantize(acc: Any, multiplier: Any = None, zero_point: int = 0, dtype: Any
         if not lo <= clo <= chi <= hi:
             raise ValueError(f"clamp must satisfy {lo} <= lo <= hi <= {hi} for {name}, got {clamp!r}")
         kw["qmin"], kw["qmax"] = max(kw["qmin"], clo), min(kw["qmax"], chi)
-    dtype_ = np.dtype(name)
-    res = None if out is None else _checks.output(out, accv.shape, dtype_)
     rows = math.prod(accv.shape[:-1])
     a2 = accv.reshape(rows, n)
     # The native stage reads rows at a non-negative stride of whole int32s.
     if a2.size and (a2.strides[1] != 4 or a2.strides[0] < 0 or a2.strides[0] % 4):
         a2 = np.ascontiguousarray(a2)
-    direct = res is not None and res.flags.c_contiguous
-    c = res.reshape(rows, n) if direct else _memory.empty((rows, n), dtype_)
+    c = _out.buffer(out, accv.shape, np.dtype(name), a2)
     if rows and n:
-        _qgemm.requantize(a2, c, **kw)
-    if res is None:
-        return c.reshape(accv.shape)
-    if not direct:
-        res[...] = c.reshape(accv.shape)
-    return res
+        _qgemm.requantize(a2, c.reshape(rows, n), **kw)
+    return _out.result(out, c)
 
 
 def _plain_multiplier_stage(n: int, multiplier: Any, zero_point: Any, bias: Any, requant: str,
