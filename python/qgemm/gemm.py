@@ -82,14 +82,16 @@ def pack(b: Any, zero_point: ZeroPoint = 0) -> PackedMatrix:
     return PackedMatrix(b, zero_point)
 
 
-def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
+def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
            b_zero_point: Optional[ZeroPoint] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``C = (A - a_zero_point) @ (B - b_zero_point)`` in int32, exactly.
 
     ``a``: (..., M, K) or (K,), int8 or uint8, any strides; batch dimensions
     work like ``np.matmul``. ``b``: (K, N) or (K,), int8 or uint8, or a
     :class:`PackedMatrix` (which carries its own zero point). All four dtype
-    pairs. ``b_zero_point``: an int, or one per column (N,).
+    pairs. ``a_zero_point``: an int, or one per row of ``a`` (an array of
+    shape ``a.shape[:-1]``, batch dimensions included: per-token activations).
+    ``b_zero_point``: an int, or one per column (N,).
 
     Exactness: every product and sum is taken modulo 2**32, so the result is
     exact whenever the true result fits int32. That is guaranteed for any
@@ -101,7 +103,10 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
     av = _checks.quantized_array(a, "a")
     if av.ndim == 0:
         raise ValueError("a must have at least 1 dimension, got a scalar")
-    za = _checks.zero_point_scalar(a_zero_point, _checks.qname(av), "a_zero_point")
+    if isinstance(a_zero_point, (int, np.integer)) or _checks.is_scalar(a_zero_point):
+        za, za_rows = _checks.zero_point_scalar(a_zero_point, _checks.qname(av), "a_zero_point"), None
+    else:
+        za, za_rows = 0, _checks.row_zero_points(a_zero_point, av.shape[:-1], _checks.qname(av), "a_zero_point")
 
     b_vector = False
     if isinstance(b, PackedMatrix):
@@ -138,7 +143,10 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
         direct = res.flags.c_contiguous
         c = res.reshape(rows, n) if direct else _memory.empty((rows, n), np.int32)
     if rows and n:
-        _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c)
+        if za_rows is None:
+            _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c)
+        else:
+            _qgemm.gemm(a3, 0, packed._packed, packed._zero_point, c, za_rows=za_rows)
     if res is None:
         return c.reshape(shape)
     if not direct:

@@ -98,8 +98,14 @@ def _output_dtype(out_dtype: Any, default: str) -> str:
 
 
 def _stage(n: int, ab_scale: np.ndarray, y_scale: Any, y_zero_point: Any, bias: Any,
-           activation: Activation, requant: str, out_name: str) -> dict:
-    """The keyword arguments of the native output stage for n columns."""
+           activation: Activation, requant: str, out_name: str,
+           row_scale: Optional[np.ndarray] = None) -> dict:
+    """The keyword arguments of the native output stage for n columns.
+
+    With per-row activation scales (``row_scale``), ``ab_scale`` is b_scale
+    alone: the epilogue forms a_scale[i] * b_scale[j] (and divides by y_scale)
+    element by element, in the same float32 steps as the per-tensor case.
+    """
     if requant not in ("float", "fixed_point"):
         raise ValueError(f"requant must be 'float' or 'fixed_point', got {requant!r}")
     kw: dict = {}
@@ -109,6 +115,12 @@ def _stage(n: int, ab_scale: np.ndarray, y_scale: Any, y_zero_point: Any, bias: 
             raise ValueError(f"bias must be 1-D with one value per output column ({n}), got shape {b.shape}")
         if b.dtype.kind not in "iuf" or b.dtype == np.bool_:
             raise TypeError(f"bias must be int32 (accumulator units) or float32 (real units), got {b.dtype}")
+    if row_scale is not None:
+        if requant == "fixed_point" and out_name != "float32":
+            raise ValueError("requant='fixed_point' takes a per-tensor a_scale (TFLite semantics); per-row "
+                             "a_scale needs requant='float' or out_dtype='float32'")
+        _check_products(row_scale, ab_scale, None if out_name == "float32" else y_scale)
+        kw["row_scale"] = row_scale
     if out_name == "float32":
         kw["kind"] = _KIND["float32"]
         kw["scale"] = ab_scale
@@ -124,7 +136,15 @@ def _stage(n: int, ab_scale: np.ndarray, y_scale: Any, y_zero_point: Any, bias: 
     lo, hi = _checks.QRANGE[out_name]
     kw["zero_point"] = zp
     kw["qmin"], kw["qmax"] = _activation_bounds(activation, ys, zp, lo, hi, quantized=True)
-    if requant == "float":
+    if requant == "float" and row_scale is not None:
+        kw["kind"] = _KIND["float"]
+        kw["scale"], kw["y_scale"] = ab_scale, ys  # divided per element: see kernels.h
+        if b is not None:
+            if b.dtype.kind == "f":
+                kw["offset"] = b.astype(np.float32)
+            else:
+                kw["bias"] = _int32_bias(b)
+    elif requant == "float":
         kw["kind"] = _KIND["float"]
         kw["scale"] = (ab_scale / ys).astype(np.float32)
         if b is not None:
@@ -140,6 +160,23 @@ def _stage(n: int, ab_scale: np.ndarray, y_scale: Any, y_zero_point: Any, bias: 
             kw["bias"] = _int32_bias(b)
         kw["mult"], kw["shift"] = _fixed_point(ab_scale.astype(np.float64) / np.float64(ys))
     return kw
+
+
+def _check_products(row_scale: np.ndarray, col_scale: np.ndarray, y_scale: Optional[float]) -> None:
+    """Per-row x per-column scales (and their ratio to y_scale) must stay finite and normal in float32."""
+    if row_scale.size == 0 or col_scale.size == 0:
+        return
+    tiny = np.finfo(np.float32).tiny
+    with np.errstate(all="ignore"):
+        lo = np.float32(row_scale.min()) * np.float32(col_scale.min())
+        hi = np.float32(row_scale.max()) * np.float32(col_scale.max())
+        ok = lo >= tiny and np.isfinite(hi)
+        if ok and y_scale is not None:
+            ys = np.float32(y_scale)
+            ok = lo / ys >= tiny and np.isfinite(hi / ys)
+    if not ok:
+        raise ValueError("a_scale * b_scale (and its ratio to y_scale) must stay within float32's "
+                         "finite normal range for every row and column")
 
 
 def _fixed_point(real: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -158,7 +195,7 @@ def _int32_bias(b: np.ndarray) -> np.ndarray:
     return b.astype(np.int32)
 
 
-def qlinear_matmul(a: Any, a_scale: float, a_zero_point: int, b: Union[Any, PackedMatrix],
+def qlinear_matmul(a: Any, a_scale: Any, a_zero_point: Any, b: Union[Any, PackedMatrix],
                    b_scale: Any, b_zero_point: Any, y_scale: Optional[float], y_zero_point: Optional[int],
                    bias: Any = None, activation: Activation = None, requant: str = "float",
                    out_dtype: Any = None, out: Optional[np.ndarray] = None) -> np.ndarray:
@@ -170,6 +207,12 @@ def qlinear_matmul(a: Any, a_scale: float, a_zero_point: int, b: Union[Any, Pack
 
     ``a``: (..., M, K) int8/uint8. ``b``: (K, N) int8/uint8 or a :class:`PackedMatrix`
     (then ``b_zero_point`` must be None: the packed matrix carries it).
+    ``a_scale``/``a_zero_point``: per tensor, or one per row of ``a`` (arrays of
+    shape ``a.shape[:-1]``: per-token activations); with per-row scales the
+    multiplier is formed element by element in float32 exactly as the
+    per-tensor one (``float32(a_scale[i] * b_scale[j]) / y_scale``, a float
+    bias divided by ``a_scale[i] * b_scale[j]``), and ``requant="fixed_point"``
+    refuses them (TFLite has one input scale).
     ``b_scale``/``b_zero_point``: per tensor or one per output column.
     ``out_dtype``: int8/uint8 (default: a's dtype), or float32 to dequantize in the
     epilogue (``y_scale``/``y_zero_point`` are then unused and may be None).
@@ -181,8 +224,16 @@ def qlinear_matmul(a: Any, a_scale: float, a_zero_point: int, b: Union[Any, Pack
     if av.ndim < 2:
         raise ValueError(f"a must have at least 2 dimensions (..., M, K), got shape {av.shape}")
     a_name = _checks.qname(av)
-    za = _checks.zero_point_scalar(a_zero_point, a_name, "a_zero_point")
-    sa = _checks.scales(a_scale, None, "a_scale")[0]
+    rows_shape = av.shape[:-1]
+    za_rows = sa_rows = None
+    if _checks.is_scalar(a_zero_point):
+        za = _checks.zero_point_scalar(a_zero_point, a_name, "a_zero_point")
+    else:
+        za, za_rows = 0, _checks.row_zero_points(a_zero_point, rows_shape, a_name, "a_zero_point")
+    if _checks.is_scalar(a_scale):
+        sa = _checks.scales(a_scale, None, "a_scale")[0]
+    else:
+        sa, sa_rows = np.float32(1), _checks.row_scales(a_scale, rows_shape, "a_scale")
     if isinstance(b, PackedMatrix):
         if b_zero_point is not None:
             raise ValueError("b_zero_point must be None when b is a PackedMatrix (it carries its own)")
@@ -194,9 +245,11 @@ def qlinear_matmul(a: Any, a_scale: float, a_zero_point: int, b: Union[Any, Pack
         packed = PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point, _single_use=True)
     k, n = packed.shape
     sb = _per_column(b_scale, n, "b_scale")
-    ab = (np.float32(sa) * sb).astype(np.float32)
+    ab = sb.astype(np.float32) if sa_rows is not None else (np.float32(sa) * sb).astype(np.float32)
     out_name = _output_dtype(out_dtype, a_name)
-    kw = _stage(n, ab, y_scale, y_zero_point, bias, activation, requant, out_name)
+    kw = _stage(n, ab, y_scale, y_zero_point, bias, activation, requant, out_name, sa_rows)
+    if za_rows is not None:
+        kw["za_rows"] = za_rows
 
     a3 = av[None] if av.ndim == 2 else av.reshape((-1,) + av.shape[-2:])
     if a3.shape[2] != k:
@@ -222,7 +275,11 @@ def requantize(acc: Any, multiplier: Any, zero_point: int = 0, dtype: Any = "int
     """Requantizes your own int32 accumulators: ``y = clamp(round(acc * multiplier) + zero_point)``.
 
     ``acc``: int32 array (..., N). ``multiplier``: the real multiplier
-    (``a_scale * b_scale / y_scale``), a scalar or one per last-axis column (N,).
+    (``a_scale * b_scale / y_scale``), broadcast against ``acc`` as NumPy does:
+    a scalar, one per last-axis column (N,), or one per row (shape
+    ``acc.shape[:-1] + (1,)``, for accumulators of per-token activations; the
+    float32 multiplier of row i is then applied as is). Per-row multipliers
+    need ``requant="float"``.
     ``bias``: int32 (N,), added to the accumulator first. ``clamp``: optional
     (lo, hi) in output codes (for a fused activation). ``requant``: "float"
     (float32 multiplier, round half to even, as ONNX Runtime) or "fixed_point"
@@ -242,8 +299,14 @@ def requantize(acc: Any, multiplier: Any, zero_point: int = 0, dtype: Any = "int
     if mult.dtype.kind not in "fiu" or mult.dtype == np.bool_:
         raise TypeError(f"multiplier must be a positive float, got dtype {mult.dtype}")
     mult64 = mult.astype(np.float64).reshape(-1)
-    if mult.ndim > 1 or (mult.ndim == 1 and mult64.size != n) or mult64.size == 0:
-        raise ValueError(f"multiplier must be a scalar or have one value per column ({n}), got shape {mult.shape}")
+    per_row = mult.ndim >= 2 and mult.shape == accv.shape[:-1] + (1,)
+    if per_row:
+        if requant != "float":
+            raise ValueError("a per-row multiplier needs requant='float' (the fixed-point scheme has one "
+                             "input scale)")
+    elif mult.ndim > 1 or (mult.ndim == 1 and mult64.size != n) or mult64.size == 0:
+        raise ValueError(f"multiplier must be a scalar, have one value per column ({n},) or one per row "
+                         f"{accv.shape[:-1] + (1,)}, got shape {mult.shape}")
     if not np.all(np.isfinite(mult64)) or not np.all(mult64 > 0):
         raise ValueError(f"multiplier must be finite and > 0, got {multiplier!r}")
     zp = _checks.zero_point_scalar(zero_point, name, "zero_point")
@@ -257,7 +320,11 @@ def requantize(acc: Any, multiplier: Any, zero_point: int = 0, dtype: Any = "int
             raise ValueError(f"clamp must satisfy {lo} <= lo <= hi <= {hi} for {name}, got {clamp!r}")
         lo, hi = clo, chi
     kw: dict = {"zero_point": zp, "qmin": lo, "qmax": hi}
-    m64 = np.broadcast_to(mult64, (n,))
+    m64 = np.broadcast_to(mult64, (n,)) if not per_row else np.ones(n)
+    if per_row:  # row_scale * 1.0 / 1.0 in the epilogue: the row's float32 multiplier exactly
+        kw["row_scale"] = np.ascontiguousarray(mult64, np.float32)
+        if not np.all(np.isfinite(kw["row_scale"])) or not np.all(kw["row_scale"] > 0):
+            raise ValueError("multiplier must be finite and > 0 as float32")
     if requant == "float":
         kw["kind"] = _KIND["float"]
         kw["scale"] = m64.astype(np.float32)
