@@ -251,7 +251,7 @@ def qlinear_matmul(a: Any, a_scale: Any, a_zero_point: Any, b: Union[Any, Packed
     if za_rows is not None:
         kw["za_rows"] = za_rows
 
-    a3 = av[None] if av.ndim == 2 else av.reshape((-1,) + av.shape[-2:])
+    a3 = av[None] if av.ndim == 2 else av.reshape((math.prod(av.shape[:-2]),) + av.shape[-2:])  # -1 fails on K = 0
     if a3.shape[2] != k:
         raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has K={k}")
     shape = av.shape[:-1] + (n,)
