@@ -169,15 +169,17 @@ def test_small_but_normal_scales_still_work():
     assert qgemm.requantize(np.array([0, 1], np.int32), 2.0 ** -126, zero_point=5).tolist() == [5, 5]
 
 
-@pytest.mark.parametrize("requant", ["float", "fixed_point"])
+@pytest.mark.parametrize("requant,per_row", [("float", False), ("fixed_point", False), ("float", True)])
 @pytest.mark.parametrize("per_column", [False, True])
-def test_requantize_with_scales_equals_qlinear_matmul(rng, requant, per_column):
+def test_requantize_with_scales_equals_qlinear_matmul(rng, requant, per_row, per_column):
     for trial in range(30):
         m, k, n = rng.integers(1, 20), rng.integers(1, 200), rng.integers(1, 40)
         a = rng.integers(0, 256, (m, k)).astype(np.uint8)
         b = rng.integers(-128, 128, (k, n)).astype(np.int8)
         za, zb = int(rng.integers(0, 256)), int(rng.integers(-128, 128))
-        sa = float(rng.uniform(1e-3, 1e-1))
+        sa = rng.uniform(1e-3, 1e-1, m).astype(np.float32) if per_row else float(rng.uniform(1e-3, 1e-1))
+        if per_row:
+            za = rng.integers(0, 256, m).astype(np.int32)
         sb = rng.uniform(1e-3, 1e-1, n).astype(np.float32) if per_column else float(rng.uniform(1e-3, 1e-1))
         sy = float(rng.uniform(1e-2, 2.0))
         bias = rng.integers(-5000, 5000, n).astype(np.int32)

@@ -157,21 +157,35 @@ GemmOutput make_output(py::array out, size_t rows, size_t n, int kind, const std
   return o;
 }
 
-// a: (batch, m, k) any strides; out: (batch * m, n).
+// Per-row a_scale (row_scale, one per output row) on the output stage; only
+// for the float output kinds (see GemmOutput).
+void set_row_scale(GemmOutput& o, const std::optional<F32>& row_scale, size_t rows, float y_scale) {
+  if (!row_scale) return;
+  require(o.kind == kOutFloat32 || o.kind == kOutQuantFloat, "row_scale needs a float output kind");
+  require(static_cast<size_t>(row_scale->size()) == rows, "row_scale needs one value per row");
+  o.row_scale = row_scale->data();
+  o.y_scale = y_scale;
+}
+
+// a: (batch, m, k) any strides; out: (batch * m, n). za_rows: one zero
+// point of A per row (batch * m), or None for za.
 void py_gemm(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out, int kind,
              std::optional<I32> bias, std::optional<F32> scale, std::optional<F32> offset,
              std::optional<I32> mult, std::optional<I32> shift, int32_t zero_point, int32_t qmin,
-             int32_t qmax, float fmin, float fmax) {
+             int32_t qmax, float fmin, float fmax, std::optional<I32> za_rows,
+             std::optional<F32> row_scale, float y_scale) {
   require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
   require(static_cast<size_t>(a.shape(2)) == p.b.k, "a and b differ in k");
   const bool a_u8 = qdtype_of(a) == QDtype::u8;
   const size_t batch = a.shape(0), m = a.shape(1), n = p.b.n;
   const bool zb_per_column = zb.size() != 1;
   require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
-  const GemmOutput o = make_output(out, batch * m, n, kind, bias, scale, offset, mult, shift,
-                                   zero_point, qmin, qmax, fmin, fmax);
+  GemmOutput o = make_output(out, batch * m, n, kind, bias, scale, offset, mult, shift,
+                             zero_point, qmin, qmax, fmin, fmax);
+  set_row_scale(o, row_scale, batch * m, y_scale);
+  require(!za_rows || static_cast<size_t>(za_rows->size()) == batch * m, "za_rows needs one value per row");
   AOperand A{static_cast<const uint8_t*>(a.data()), a_u8, batch, m, p.b.k,
-             a.strides(0), a.strides(1), a.strides(2)};
+             a.strides(0), a.strides(1), a.strides(2), za_rows ? za_rows->data() : nullptr};
   const int32_t* zbs = zb.data();
   py::gil_scoped_release nogil;
   gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
@@ -181,13 +195,14 @@ void py_gemm(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out,
 void py_requantize(py::array acc, py::array out, int kind, std::optional<I32> bias,
                    std::optional<F32> scale, std::optional<F32> offset, std::optional<I32> mult,
                    std::optional<I32> shift, int32_t zero_point, int32_t qmin, int32_t qmax,
-                   float fmin, float fmax) {
+                   float fmin, float fmax, std::optional<F32> row_scale, float y_scale) {
   require(is_dtype(acc, 'i', 4) && acc.ndim() == 2, "acc must be 2-D int32");
   const size_t rows = acc.shape(0), n = acc.shape(1);
   require(acc.strides(1) == 4 && acc.strides(0) >= 0 && acc.strides(0) % 4 == 0,
           "acc rows must be contiguous");
-  const GemmOutput o = make_output(out, rows, n, kind, bias, scale, offset, mult, shift,
-                                   zero_point, qmin, qmax, fmin, fmax);
+  GemmOutput o = make_output(out, rows, n, kind, bias, scale, offset, mult, shift,
+                             zero_point, qmin, qmax, fmin, fmax);
+  set_row_scale(o, row_scale, rows, y_scale);
   const int32_t* data = static_cast<const int32_t*>(acc.data());
   const size_t lda = static_cast<size_t>(acc.strides(0) / 4);
   py::gil_scoped_release nogil;
@@ -198,7 +213,7 @@ void py_requantize(py::array acc, py::array out, int kind, std::optional<I32> bi
 // dominated by argument conversion.
 void py_matmul(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out) {
   py_gemm(a, za, p, zb, out, kOutInt32, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-          std::nullopt, 0, -128, 127, -INFINITY, INFINITY);
+          std::nullopt, 0, -128, 127, -INFINITY, INFINITY, std::nullopt, std::nullopt, 1.0f);
 }
 
 // A dynamically quantized Linear in one call: the batch's range (NaN
@@ -337,10 +352,11 @@ PYBIND11_MODULE(_qgemm, m) {
         py::arg("bias") = py::none(), py::arg("scale") = py::none(), py::arg("offset") = py::none(),
         py::arg("mult") = py::none(), py::arg("shift") = py::none(), py::arg("zero_point") = 0,
         py::arg("qmin") = -128, py::arg("qmax") = 127, py::arg("fmin") = -INFINITY,
-        py::arg("fmax") = INFINITY);
+        py::arg("fmax") = INFINITY, py::arg("row_scale") = py::none(), py::arg("y_scale") = 1.0f);
   m.def("gemm", &py_gemm, py::arg("a"), py::arg("za"), py::arg("b"), py::arg("zb"), py::arg("out"),
         py::arg("kind") = 0, py::arg("bias") = py::none(), py::arg("scale") = py::none(),
         py::arg("offset") = py::none(), py::arg("mult") = py::none(), py::arg("shift") = py::none(),
         py::arg("zero_point") = 0, py::arg("qmin") = -128, py::arg("qmax") = 127,
-        py::arg("fmin") = -INFINITY, py::arg("fmax") = INFINITY);
+        py::arg("fmin") = -INFINITY, py::arg("fmax") = INFINITY, py::arg("za_rows") = py::none(),
+        py::arg("row_scale") = py::none(), py::arg("y_scale") = 1.0f);
 }

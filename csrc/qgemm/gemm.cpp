@@ -67,6 +67,7 @@ GemmEpilogue epilogue_base(const GemmOutput& out) {
   e.out_u8 = out.out_u8;
   e.fmin = out.fmin;
   e.fmax = out.fmax;
+  e.y_scale = out.y_scale;
   return e;
 }
 
@@ -79,6 +80,7 @@ struct Plan {
   size_t kc_max;                  // K block (all of K unless the output is int32)
   size_t mc_max;                  // M block: rows of A packed at a time
   int32_t za_eff;                 // za in the stored domain of A
+  std::vector<int32_t> za_rows;   // per-row za in the stored domain (empty: per tensor)
   // Per-column epilogue data, padded to [panels * nr]:
   std::vector<int32_t> col_term;  // za_eff * colsum - bias
   std::vector<int32_t> col_zb;    // zb in the stored domain, empty if all zero
@@ -110,10 +112,11 @@ void pack_a_block(const Plan& P, size_t m0, size_t mc, size_t k0, size_t kc, uin
   }
 }
 
-// rowsum(A) - K * za per row: the row term of the zero-point algebra.
-void row_terms(const Plan& P, const int32_t* rowsum, size_t mc, int32_t* row_term) {
+// rowsum(A) - K * za per row (rows m0 ..): the row term of the zero-point algebra.
+void row_terms(const Plan& P, const int32_t* rowsum, size_t m0, size_t mc, int32_t* row_term) {
+  const int32_t k = static_cast<int32_t>(P.a.k);
   for (size_t i = 0; i < mc; ++i)
-    row_term[i] = wrap_sub(rowsum[i], wrap_mul(static_cast<int32_t>(P.a.k), P.za_eff));
+    row_term[i] = wrap_sub(rowsum[i], wrap_mul(k, P.za_rows.empty() ? P.za_eff : P.za_rows[m0 + i]));
 }
 
 // One thread's scratch in run_block: A's packed block, its row sums and row
@@ -143,7 +146,7 @@ void run_block(const Plan& P, const BlockScratch& s, size_t r0, size_t r1, size_
       const bool final = k0 + kc == K;
       if (!shared) {
         pack_a_block(P, m0, mc, k0, kc, s.a_pack, s.rowsum);
-        if (final) row_terms(P, s.rowsum, mc, s.row_term);
+        if (final) row_terms(P, s.rowsum, m0, mc, s.row_term);
       }
       const uint8_t* a_block = shared ? P.a_shared : s.a_pack;
       const int32_t* rt = shared ? P.row_term_shared : s.row_term;
@@ -154,10 +157,13 @@ void run_block(const Plan& P, const BlockScratch& s, size_t r0, size_t r1, size_
         GemmEpilogue ep = P.base;
         ep.col_term = P.col_term.data() + p * nr;
         ep.col_zb = at_or_null(P.col_zb, p * nr);
+        ep.col_sum = P.za_rows.empty() ? nullptr : P.b.colsum.data() + p * nr;
         P.cols.point_at(ep, p * nr);
         for (size_t t = 0; t < tiles; ++t) {
           const int m = static_cast<int>(std::min(mr, mc - t * mr));
           ep.row_term = rt + t * mr;
+          ep.row_za = at_or_null(P.za_rows, m0 + t * mr);
+          ep.row_scale = P.out.row_scale ? P.out.row_scale + m0 + t * mr : nullptr;
           uint8_t* c_tile = static_cast<uint8_t*>(P.out.data) +
                             ((m0 + t * mr) * P.out.ldc + p * nr) * P.out_bytes;
           kern.micro(kc_padded / kern.kr, a_block + t * tile_bytes, b_slice, c_tile, P.out.ldc, m,
@@ -219,7 +225,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   const PackedB& b = packed_for(b_base, kern);
   const size_t padded_n = b.panels * kern.nr;
   Plan P{kern, a, b, out, out.kind == kOutQuantFloat || out.kind == kOutQuantFixed ? 1u : 4u,
-         0, 0, 0, {}, {}, {}, GemmEpilogue{}};
+         0, 0, 0, {}, {}, {}, {}, GemmEpilogue{}};
   // K blocks keep partial sums in C, which only an int32 output can hold.
   const size_t k_rounded = (K + kern.kr - 1) / kern.kr * kern.kr;
   // Few rows (GEMV-like): no K blocks either, so that each thread streams its
@@ -229,9 +235,15 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   P.mc_max = kern.mr * std::max<size_t>(1, std::min(kMcMaxTiles, kMcBytes / std::max<size_t>(
                                                                      1, kern.mr * P.kc_max * kern.a_bytes)));
   // Stored-domain zero points: bytes flipped by ^0x80 move by 128 (see pack.h).
-  P.za_eff = za;
-  if (kern.a_bytes == 1 && kern.a_unsigned && !a.is_u8) P.za_eff = za + 128;
-  if (kern.a_bytes == 1 && !kern.a_unsigned && a.is_u8) P.za_eff = za - 128;
+  int32_t za_shift = 0;
+  if (kern.a_bytes == 1 && kern.a_unsigned && !a.is_u8) za_shift = 128;
+  if (kern.a_bytes == 1 && !kern.a_unsigned && a.is_u8) za_shift = -128;
+  P.za_eff = za + za_shift;
+  if (a.row_zero_point) {  // the za * colsum term is then per element (GemmEpilogue::row_za)
+    P.za_eff = 0;
+    P.za_rows.resize(rows);
+    for (size_t r = 0; r < rows; ++r) P.za_rows[r] = a.row_zero_point[r] + za_shift;
+  }
   const int32_t zb_shift = b.is_u8 ? 128 : 0;
   P.col_term.assign(padded_n, 0);
   for (size_t j = 0; j < N; ++j)
@@ -264,7 +276,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
     rowsum_shared.assign(rows, 0);
     row_term_shared.resize(P.mc_max);
     pack_a_block(P, 0, rows, 0, K, reinterpret_cast<uint8_t*>(a_shared.data()), rowsum_shared.data());
-    row_terms(P, rowsum_shared.data(), rows, row_term_shared.data());
+    row_terms(P, rowsum_shared.data(), 0, rows, row_term_shared.data());
     P.a_shared = reinterpret_cast<const uint8_t*>(a_shared.data());
     P.row_term_shared = row_term_shared.data();
   }
@@ -309,6 +321,7 @@ void requantize(const GemmKernel& kern, const int32_t* acc, size_t rows, size_t 
       for (size_t p = 0; p < panels; ++p) {
         GemmEpilogue ep = base;
         ep.col_term = col_term.data() + p * nr;
+        ep.row_scale = out.row_scale ? out.row_scale + r0 : nullptr;
         cols.point_at(ep, p * nr);
         uint8_t* c = static_cast<uint8_t*>(out.data) + (r0 * out.ldc + p * nr) * out_bytes;
         kern.epilogue(acc + r0 * lda + p * nr, lda, c, out.ldc, m,

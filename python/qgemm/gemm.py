@@ -101,7 +101,7 @@ def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) ->
     return PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point, _single_use=True)
 
 
-def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
+def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
            b_zero_point: Optional[ZeroPoint] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``C = (A - a_zero_point) @ (B - b_zero_point)`` in int32, exactly.
 
@@ -109,6 +109,8 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
     work like ``np.matmul``. ``b``: (K, N) or (K,), int8 or uint8, or a
     :class:`PackedMatrix` (which carries its own zero point: ``b_zero_point``
     may then be None or that same value). All four dtype pairs.
+    ``a_zero_point``: an int, or one per row of ``a`` (an array of shape
+    ``a.shape[:-1]``, batch dimensions included: per-token activations).
     ``b_zero_point``: an int, or one per column (N,).
 
     Exactness: every product and sum is taken modulo 2**32, so the result is
@@ -121,7 +123,10 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
     av = _checks.quantized_array(a, "a")
     if av.ndim == 0:
         raise ValueError("a must have at least 1 dimension, got a scalar")
-    za = _checks.zero_point_scalar(a_zero_point, _checks.qname(av), "a_zero_point")
+    if isinstance(a_zero_point, (int, np.integer)) or _checks.is_scalar(a_zero_point):
+        za, za_rows = _checks.zero_point_scalar(a_zero_point, _checks.qname(av), "a_zero_point"), None
+    else:
+        za, za_rows = 0, _checks.row_zero_points(a_zero_point, av.shape[:-1], _checks.qname(av), "a_zero_point")
 
     b_vector = False
     if not isinstance(b, PackedMatrix):
@@ -144,5 +149,8 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
     rows = a3.shape[0] * m
     c = _out.buffer(out, shape, np.dtype(np.int32), a3)
     if rows and n:
-        _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n))
+        if za_rows is None:
+            _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n))
+        else:
+            _qgemm.gemm(a3, 0, packed._packed, packed._zero_point, c.reshape(rows, n), za_rows=za_rows)
     return _out.result(out, c)
