@@ -15,6 +15,7 @@
 #include "qgemm/gemm.h"
 #include "qgemm/pack.h"
 #include "qgemm/quantize.h"
+#include "qgemm/quantize_dynamic.h"
 #include "qgemm/thread_pool.h"
 
 namespace py = pybind11;
@@ -260,6 +261,33 @@ py::tuple py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale
   return py::make_tuple(qp.scale, qp.zero_point);
 }
 
+// Dynamic quantization of x (rows, k) into q (rows, k): scale and zero_point
+// receive one value per row (per_row) or one. False if a range is not finite.
+bool py_quantize_dynamic(py::array x, py::array q, py::array_t<float> scale, py::array_t<int32_t> zero_point,
+                         int bits, bool symmetric, bool per_row) {
+  require(is_dtype(x, 'f', 4) && c_contiguous(x) && x.ndim() == 2, "x must be 2-D C-contiguous float32");
+  require(c_contiguous(q) && q.writeable() && q.ndim() == 2 && q.shape(0) == x.shape(0) &&
+              q.shape(1) == x.shape(1), "q must be a writeable C-contiguous array shaped like x");
+  require(bits >= 2 && bits <= 8, "bits must be in 2..8");
+  const size_t rows = x.shape(0), k = x.shape(1);
+  const size_t params = per_row ? rows : 1;
+  require(scale.writeable() && c_contiguous(scale) && static_cast<size_t>(scale.size()) == params &&
+              zero_point.writeable() && c_contiguous(zero_point) &&
+              static_cast<size_t>(zero_point.size()) == params,
+          "scale and zero_point need one value per row (per_row) or one");
+  DynamicScheme scheme;
+  scheme.dtype = qdtype_of(q);
+  scheme.bits = bits;
+  scheme.symmetric = symmetric;
+  scheme.per_row = per_row;
+  const float* xs = static_cast<const float*>(x.data());
+  void* qs = q.mutable_data();
+  float* ss = scale.mutable_data();
+  int32_t* zs = zero_point.mutable_data();
+  py::gil_scoped_release nogil;
+  return quantize_dynamic(xs, rows, k, scheme, qs, ss, zs, active_kernels().quant);
+}
+
 // An uninitialized C-ordered array whose memory comes from the buffer pool
 // and goes back to it when the array is freed.
 py::array py_empty(const std::vector<py::ssize_t>& shape, py::dtype dtype) {
@@ -336,6 +364,7 @@ PYBIND11_MODULE(_qgemm, m) {
   m.def("pack", &py_pack, py::arg("b"), py::arg("single_use") = false);
   m.def("matmul", &py_matmul);
   m.def("linear_dynamic", &py_linear_dynamic);
+  m.def("quantize_dynamic", &py_quantize_dynamic);
   m.def("requantize", &py_requantize, py::arg("acc"), py::arg("out"), py::arg("kind"),
         py::arg("bias") = py::none(), py::arg("scale") = py::none(), py::arg("offset") = py::none(),
         py::arg("mult") = py::none(), py::arg("shift") = py::none(), py::arg("zero_point") = 0,
