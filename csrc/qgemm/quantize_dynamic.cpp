@@ -16,18 +16,21 @@ constexpr size_t kTasksPerThread = 4;
 // Narrows codes to [qmin, qmax] where fewer than 8 bits are kept: a value
 // rounded exactly onto the range's edge can land one code past it (the scale
 // is itself rounded), and 7-bit activations must stay within 7 bits.
+// Blocks of 16 codes with a fixed trip count, which -O2 vectorizes (the
+// data is the row just quantized, still in L1).
+template <class T>
+void clamp_block_wise(T* p, size_t n, T lo, T hi) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (size_t j = i; j < i + 16; ++j) p[j] = p[j] < lo ? lo : p[j] > hi ? hi : p[j];
+  for (; i < n; ++i) p[i] = p[i] < lo ? lo : p[i] > hi ? hi : p[i];
+}
+
 void clamp_codes(void* q, size_t n, QDtype dtype, int32_t qmin, int32_t qmax) {
-  if (dtype == QDtype::u8) {
-    if (qmax == 255) return;
-    uint8_t* p = static_cast<uint8_t*>(q);
-    const uint8_t hi = static_cast<uint8_t>(qmax);
-    for (size_t i = 0; i < n; ++i) p[i] = std::min(p[i], hi);
-  } else {
-    if (qmin == -128 && qmax == 127) return;
-    int8_t* p = static_cast<int8_t*>(q);
-    const int8_t lo = static_cast<int8_t>(qmin), hi = static_cast<int8_t>(qmax);
-    for (size_t i = 0; i < n; ++i) p[i] = std::min(std::max(p[i], lo), hi);
-  }
+  if (dtype == QDtype::u8 && qmax < 255)
+    clamp_block_wise(static_cast<uint8_t*>(q), n, uint8_t(0), static_cast<uint8_t>(qmax));
+  else if (dtype == QDtype::s8 && (qmin > -128 || qmax < 127))
+    clamp_block_wise(static_cast<int8_t*>(q), n, static_cast<int8_t>(qmin), static_cast<int8_t>(qmax));
 }
 
 bool finite_params(float lo, float hi, const AffineParams& p) {
