@@ -11,6 +11,7 @@ quantized int8/uint8 in, quantized out through :func:`qgemm.qlinear_matmul`.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Iterable, Optional
 
 import numpy as np
@@ -18,8 +19,18 @@ import numpy as np
 from . import _checks, _memory, _qgemm
 from .gemm import PackedMatrix, pack
 from .observers import MinMax, Observer
-from .quantization import QParams, choose_qparams, quantize
+from .quantization import _EPS, _F32_OVERFLOW, QParams, choose_qparams, quantize
 from .requant import Activation, _activation_bounds, qlinear_matmul
+
+
+_SAVED = object()  # from_state_dict's default: the activation stored in the state dict
+
+
+def _saved_activation(d: Dict[str, Any]) -> Activation:
+    if "activation" not in d:
+        return None
+    a = np.asarray(d["activation"])
+    return str(a) if a.dtype.kind == "U" else (float(a[0]), float(a[1]))
 
 
 class Linear:
@@ -54,11 +65,28 @@ class Linear:
     def from_float(cls, weight: Any, bias: Any = None, per_channel: bool = True, dtype: Any = "int8",
                    symmetric: bool = True, activation: Activation = None) -> "Linear":
         """Quantizes a float weight (out_features, in_features): symmetric per output
-        channel by default."""
+        channel by default.
+
+        A weight with NaN or infinity is refused (ValueError naming the row): a
+        broken model is not quietly turned into a plausible one. An empty weight
+        (in_features or out_features 0) is represented exactly by any scale: it
+        gets scale 1 and zero point 0.
+        """
         w = _checks.float_array(weight, "weight")
         if w.ndim != 2:
             raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {w.shape}")
-        qp = choose_qparams(w, dtype=dtype, symmetric=symmetric, axis=0 if per_channel else None)
+        bad = np.flatnonzero(~np.isfinite(w).all(axis=1))
+        if bad.size:
+            row = int(bad[0])
+            what = "NaN" if np.isnan(w[row]).any() else "infinity"
+            raise ValueError(f"weight row {row} (output feature {row}) contains {what}: "
+                             "a model with non-finite weights is refused")
+        if w.size == 0:
+            name = _checks.qdtype_name(dtype)
+            qp = (QParams(np.ones(w.shape[0], np.float32), 0, name, 0) if per_channel
+                  else QParams(np.float32(1), 0, name, None))
+        else:
+            qp = choose_qparams(w, dtype=dtype, symmetric=symmetric, axis=0 if per_channel else None)
         wq = quantize(w, qp.scale, qp.zero_point, dtype=qp.dtype, axis=qp.axis)
         return cls(wq, qp, None if bias is None else np.asarray(bias, np.float32), activation)
 
@@ -72,19 +100,35 @@ class Linear:
     # ---- dynamic mode ----------------------------------------------------------
 
     def __call__(self, x: Any) -> np.ndarray:
-        """Dynamic mode: float in (..., in_features), float32 out (..., out_features)."""
+        """Dynamic mode: float in (..., in_features), float32 out (..., out_features).
+
+        The batch's parameters follow :func:`qgemm.choose_qparams`: NaN is ignored
+        when choosing the range (and quantizes to code 0, the range's minimum); a
+        batch with values but no finite one (all NaN), any infinity, or a range
+        too wide for float32 parameters is a ValueError. An empty batch gives an
+        empty result.
+        """
         xf = _checks.float_array(x, "x")
         if xf.ndim < 1 or xf.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape (..., {self.in_features}), got {xf.shape}")
-        x2 = np.ascontiguousarray(xf.reshape(-1, self.in_features), dtype=np.float32)
-        y = _memory.empty((x2.shape[0], self.out_features), np.float32)
+        rows = math.prod(xf.shape[:-1])  # not -1: that fails when in_features is 0
+        x2 = np.ascontiguousarray(xf.reshape(rows, self.in_features), dtype=np.float32)
+        y = _memory.empty((rows, self.out_features), np.float32)
         # One native call: the batch's range (NaN ignored) gives full 8-bit affine
         # uint8 parameters as choose_qparams(x2, dtype="uint8") would; the input
         # is quantized with them and the GEMM's epilogue computes
         # acc * (x_scale * w_scale) + bias, then the activation clamp.
         if y.size:
-            _qgemm.linear_dynamic(x2, self._packed._packed, self._packed._zero_point, self._w_scale,
-                                  self.bias, self._fmin, self._fmax, y)
+            sx, zx = _qgemm.linear_dynamic(x2, self._packed._packed, self._packed._zero_point, self._w_scale,
+                                           self.bias, self._fmin, self._fmax, y)
+            # Checked after the call, which costs nothing on the common path: an
+            # infinite scale (the range overflowed float32) or a code that would
+            # dequantize to infinity; the smallest scale also comes from all NaN.
+            if not sx * max(zx, 255 - zx) < _F32_OVERFLOW:
+                raise ValueError("x's range is too wide for float32 parameters: its scale or a code "
+                                 "dequantized with it would be infinite")
+            if sx == _EPS and x2.size and np.isnan(x2).all():
+                raise ValueError("x has no finite value (all NaN): there is no range to choose parameters from")
         return y.reshape(xf.shape[:-1] + (self.out_features,))
 
     forward = __call__
@@ -124,7 +168,7 @@ class Linear:
             raise TypeError(f"xq must be {qi.dtype} (the input_qparams dtype), got {xv.dtype}")
         if xv.ndim < 1 or xv.shape[-1] != self.in_features:
             raise ValueError(f"xq must have shape (..., {self.in_features}), got {xv.shape}")
-        x2 = xv.reshape(-1, self.in_features)
+        x2 = xv.reshape(math.prod(xv.shape[:-1]), self.in_features)
         y = qlinear_matmul(x2, qi.scale, qi.zero_point, self._packed, self._w_scale, None,
                            qo.scale, qo.zero_point, bias=self.bias, activation=self.activation,
                            out_dtype=qo.dtype)
@@ -138,13 +182,17 @@ class Linear:
     # ---- state ---------------------------------------------------------------------
 
     def state_dict(self) -> Dict[str, np.ndarray]:
-        """Plain arrays (savable with ``np.savez``)."""
+        """Plain arrays (savable with ``np.savez``, loadable without pickle): the
+        weights, bias, activation and static parameters."""
         p = self.weight_qparams
         d = {"weight_q": self.weight_q, "weight_scale": np.asarray(p.scale, np.float32),
              "weight_zero_point": np.asarray(p.zero_point, np.int32),
              "weight_axis": np.int64(-1 if p.axis is None else p.axis)}
         if self.bias is not None:
             d["bias"] = self.bias
+        if self.activation is not None:  # a name, or the (min, max) clamp as two floats
+            d["activation"] = (np.array(self.activation) if isinstance(self.activation, str)
+                               else np.array(self.activation, np.float64))
         for name, qp in (("input", self.input_qparams), ("output", self.output_qparams)):
             if qp is not None:
                 d[f"{name}_scale"] = np.float32(qp.scale)
@@ -153,7 +201,11 @@ class Linear:
         return d
 
     @classmethod
-    def from_state_dict(cls, d: Dict[str, Any], activation: Activation = None) -> "Linear":
+    def from_state_dict(cls, d: Dict[str, Any], activation: Any = _SAVED) -> "Linear":
+        """The layer :meth:`state_dict` saved; ``activation``, if given, replaces the
+        saved one (older state dicts have none)."""
+        if activation is _SAVED:
+            activation = _saved_activation(d)
         wq = np.asarray(d["weight_q"])
         axis = int(d["weight_axis"])
         if axis < 0:
@@ -162,15 +214,18 @@ class Linear:
             qp = QParams(np.asarray(d["weight_scale"], np.float32), np.asarray(d["weight_zero_point"], np.int32),
                          wq.dtype.name, axis)
         lin = cls(wq, qp, d.get("bias"), activation)
-        lin.load_state_dict(d)
-        return lin
+        return lin._load_static_qparams(d)
 
     def load_state_dict(self, d: Dict[str, Any]) -> "Linear":
         """Loads static parameters (and checks the weights match)."""
-        if not np.array_equal(np.asarray(d["weight_q"]), self.weight_q):
+        activation = _saved_activation(d) if "activation" in d else self.activation
+        if not np.array_equal(np.asarray(d["weight_q"]), self.weight_q) or activation != self.activation:
             fresh = Linear.from_state_dict({k: v for k, v in d.items() if not k.startswith(("input", "output"))},
-                                           self.activation)
+                                           activation)
             self.__dict__.update(fresh.__dict__)
+        return self._load_static_qparams(d)
+
+    def _load_static_qparams(self, d: Dict[str, Any]) -> "Linear":
         for name in ("input", "output"):
             if f"{name}_scale" in d:
                 qp = QParams(np.float32(d[f"{name}_scale"]), int(d[f"{name}_zero_point"]),

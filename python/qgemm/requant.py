@@ -198,7 +198,7 @@ def qlinear_matmul(a: Any, a_scale: float, a_zero_point: int, b: Union[Any, Pack
     out_name = _output_dtype(out_dtype, a_name)
     kw = _stage(n, ab, y_scale, y_zero_point, bias, activation, requant, out_name)
 
-    a3 = av[None] if av.ndim == 2 else av.reshape((-1,) + av.shape[-2:])
+    a3 = av[None] if av.ndim == 2 else av.reshape((math.prod(av.shape[:-2]),) + av.shape[-2:])  # not -1: size 0
     if a3.shape[2] != k:
         raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has K={k}")
     shape = av.shape[:-1] + (n,)
