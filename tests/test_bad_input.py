@@ -287,3 +287,13 @@ def test_linear_with_no_inputs_or_no_outputs(rng):
     for per_channel in (True, False):
         none_out = qgemm.nn.Linear.from_float(np.zeros((0, 3), np.float32), per_channel=per_channel)
         assert none_out(rng.standard_normal((2, 3)).astype(np.float32)).shape == (2, 0)
+
+
+def test_zero_channels_give_empty_per_axis_parameters():
+    x = np.zeros((3, 0), np.float32)
+    qp = qgemm.choose_qparams(x, axis=1)
+    assert qp.axis == 1 and qp.scale.shape == (0,) and qp.zero_point.shape == (0,)
+    q = qgemm.quantize(x, qp.scale, qp.zero_point, axis=1)
+    assert q.shape == (3, 0)
+    assert qgemm.dequantize(q, qp.scale, qp.zero_point, axis=1).shape == (3, 0)
+    assert qgemm.requantize(np.zeros((2, 0, 3), np.int32), 0.5).shape == (2, 0, 3)
