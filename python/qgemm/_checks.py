@@ -108,6 +108,40 @@ def zero_points(zp: Any, count: Optional[int], dtype: str, arg: str = "zero_poin
     return z.astype(np.int32).reshape(-1)
 
 
+def is_scalar(v: Any) -> bool:
+    """True for a number or 0-d array (a per-tensor parameter)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) or np.ndim(v) == 0
+
+
+def row_zero_points(zp: Any, rows_shape: Tuple[int, ...], dtype: str, arg: str) -> np.ndarray:
+    """One zero point per row of A (an array of shape ``rows_shape``, A's shape
+    without its last axis), flattened to int32 in C order."""
+    z = np.asarray(zp)
+    if z.dtype.kind not in "iu":
+        raise TypeError(f"{arg} must be an integer or an integer array, got dtype {z.dtype}")
+    if z.shape != tuple(rows_shape):
+        raise ValueError(f"{arg} must be a scalar or have shape {tuple(rows_shape)} "
+                         f"(one per row of a), got shape {z.shape}")
+    lo, hi = QRANGE[dtype]
+    if z.size and (z.min() < lo or z.max() > hi):
+        raise ValueError(f"{arg} must lie in [{lo}, {hi}] for {dtype}")
+    return np.ascontiguousarray(z, np.int32).reshape(-1)
+
+
+def row_scales(scale: Any, rows_shape: Tuple[int, ...], arg: str) -> np.ndarray:
+    """One positive finite float32 scale per row of A (shape ``rows_shape``), flattened."""
+    s = np.asarray(scale)
+    if s.dtype.kind not in "fiu" or s.dtype == np.bool_:
+        raise TypeError(f"{arg} must be a positive float or float array, got dtype {s.dtype}")
+    if s.shape != tuple(rows_shape):
+        raise ValueError(f"{arg} must be a scalar or have shape {tuple(rows_shape)} "
+                         f"(one per row of a), got shape {s.shape}")
+    s32 = np.ascontiguousarray(s, np.float32).reshape(-1)
+    if not np.all(np.isfinite(s32)) or not np.all(s32 > 0):
+        raise ValueError(f"{arg} must be finite and > 0 (as float32)")
+    return s32
+
+
 def _check_count(v: np.ndarray, count: Optional[int], arg: str) -> None:
     if count is None:
         if v.size != 1 or v.ndim > 1:
