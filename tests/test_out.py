@@ -65,3 +65,21 @@ def test_separate_contiguous_out_is_written_in_place(rng):
     qo = np.empty(50, np.int8)
     assert qgemm.quantize(x, 0.1, 0, out=qo) is qo
     np.testing.assert_array_equal(qo, qgemm.quantize(x, 0.1, 0))
+
+
+def test_out_overlapping_per_row_parameters(rng):
+    # Per-row activation scales and zero points are read by the kernel too.
+    m, k, n = 64, 32, 128
+    a = rng.integers(-128, 128, (m, k)).astype(np.int8)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    ys = np.empty((m, n), np.float32)
+    sa = ys.reshape(-1)[:m]                            # the scales live in the output's first row
+    sa[:] = rng.uniform(0.01, 0.1, m)
+    want = qgemm.qlinear_matmul(a, sa.copy(), 0, b, 0.01, 0, None, None, out_dtype="float32")
+    got = qgemm.qlinear_matmul(a, sa, 0, b, 0.01, 0, None, None, out_dtype="float32", out=ys)
+    np.testing.assert_array_equal(got, want)
+    out = np.empty((m, n), np.int32)
+    za = out.reshape(-1)[:m]
+    za[:] = rng.integers(-128, 128, m)
+    want = qgemm.matmul(a, b, a_zero_point=za.copy())
+    np.testing.assert_array_equal(qgemm.matmul(a, b, a_zero_point=za, out=out), want)
