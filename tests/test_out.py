@@ -3,6 +3,7 @@ NumPy, which computes into a temporary); a separate C-contiguous out= is
 written in place and returned."""
 
 import numpy as np
+from hypothesis import given, settings, strategies as st
 
 import qgemm
 
@@ -83,3 +84,24 @@ def test_out_overlapping_per_row_parameters(rng):
     za[:] = rng.integers(-128, 128, m)
     want = qgemm.matmul(a, b, a_zero_point=za.copy())
     np.testing.assert_array_equal(qgemm.matmul(a, b, a_zero_point=za, out=out), want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 300), k=st.integers(1, 300), n=st.integers(1, 300), shift=st.integers(-400, 400),
+       seed=st.integers(0, 2**32 - 1))
+def test_property_out_anywhere_over_a_gives_the_plain_answer(m, k, n, shift, seed):
+    # A and C share one buffer, C starting about `shift` bytes after A (overlapping or not).
+    rng = np.random.default_rng(seed)
+    raw = np.zeros(800 + 4 * m * n + m * k, np.uint8)
+    c_start = max(shift, 0) // 4 * 4                  # int32 C stays aligned
+    a_start = max(-shift, 0)
+    a = raw[a_start:a_start + m * k].view(np.int8).reshape(m, k)
+    a[:] = rng.integers(-128, 128, a.shape)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    want = a.astype(np.int64) @ b.astype(np.int64)
+    out = raw[c_start:c_start + 4 * m * n].view(np.int32).reshape(m, n)
+    np.testing.assert_array_equal(qgemm.matmul(a, b, out=out), want)
+    a[:] = rng.integers(-128, 128, a.shape)
+    want_q = qgemm.qlinear_matmul(a.copy(), 0.05, 1, b, 0.02, 0, 0.7, -3)
+    out_q = raw[c_start:c_start + m * n].view(np.int8).reshape(m, n)
+    np.testing.assert_array_equal(qgemm.qlinear_matmul(a, 0.05, 1, b, 0.02, 0, 0.7, -3, out=out_q), want_q)
