@@ -46,7 +46,10 @@ def heavy_tailed(rng, n=200_000):
     return x
 
 
-@pytest.mark.parametrize("cls", [ob.Percentile, ob.Entropy])
+# Entropy is not in this test: on this data TensorRT's criterion keeps part of the
+# tail (piling 20 outliers into the last bin diverges more than merging the
+# bulk's bins); test_observers.py checks it against an independent version.
+@pytest.mark.parametrize("cls", [ob.Percentile])
 def test_clipping_observers_clip_outliers(rng, cls):
     x = heavy_tailed(rng)
     mm = ob.MinMax()

@@ -41,8 +41,26 @@ def test_dynamic_linear_is_the_documented_computation(rng, per_token, bits, kind
         x[:, :3] *= 50
     elif kind == "nan":
         x[2, 5] = np.nan
-        x[4, :] = np.nan
+        x[4, :5] = np.nan
     np.testing.assert_array_equal(lin(x), expected(lin, x, per_token, bits))
+
+
+@pytest.mark.parametrize("per_token", [True, False])
+def test_dynamic_linear_refuses_a_row_or_batch_of_nan(rng, per_token):
+    # The rule of choose_qparams: NaN is ignored in a range, but a range of no
+    # number at all is an error (per token: any row; per tensor: the batch).
+    lin = Linear.from_float(rng.standard_normal((5, 8)).astype(np.float32), per_token=per_token)
+    x = rng.standard_normal((3, 8)).astype(np.float32)
+    x[1] = np.nan
+    if per_token:
+        with pytest.raises(ValueError, match="no finite value"):
+            lin(x)
+    else:
+        assert np.isfinite(lin(x)[[0, 2]]).all()
+    with pytest.raises(ValueError, match="no finite value"):
+        lin(np.full((3, 8), np.nan, np.float32))
+    with pytest.raises(ValueError, match="no finite value"):
+        qgemm.quantize_dynamic(x, per_row=True)
 
 
 def test_default_scheme_is_per_token_7_bit(rng):

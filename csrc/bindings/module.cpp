@@ -217,10 +217,19 @@ void py_matmul(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array ou
           std::nullopt, 0, -128, 127, -INFINITY, INFINITY, std::nullopt, std::nullopt, 1.0f);
 }
 
+// The rule for the data of dynamic quantization (NaN ignored, infinity and
+// all-NaN refused), as ValueErrors.
+void require_usable_range(DynamicStatus status) {
+  require(status != DynamicStatus::not_finite,
+          "x contains infinity, or a range too wide for float32 parameters: no finite scale represents it");
+  require(status != DynamicStatus::no_number,
+          "x has no finite value (all NaN) in a row or in all: there is no range to choose parameters from");
+}
+
 // A dynamically quantized Linear in one call: uint8 affine parameters of
 // act_bits bits from each row's range (per_token) or the batch's, NaN ignored,
-// exactly as quantize_dynamic chooses them; quantize into a per-thread scratch
-// buffer; then the exact GEMM with a dequantizing epilogue
+// exactly as quantize_dynamic chooses them; quantize into a scratch buffer
+// (from the bounded buffer pool when large); then the exact GEMM with a dequantizing epilogue
 // y = acc * (sx * w_scale[j]) + bias[j], clamped. Codes of at most 7 bits
 // prove the range-proven kernel exact without reading them again.
 // Python-side, each of these steps costs microseconds.
@@ -238,21 +247,20 @@ void py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale, std
   const bool zb_per_column = zb.size() != 1;
   require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
   const int32_t* zbs = zb.data();
-  bool finite = true;
+  DynamicStatus status = DynamicStatus::ok;
   {
     py::gil_scoped_release nogil;
     const Kernels& kern = active_kernels();
     DynamicScheme scheme;
     scheme.bits = act_bits;
     scheme.per_row = per_token;
-    thread_local std::vector<uint8_t> xq;
-    xq.resize(rows * k);
+    const ScratchBuffer xq(rows * k);
     std::vector<float> sx(per_token ? rows : 1);
     std::vector<int32_t> zx(per_token ? rows : 1);
-    finite = quantize_dynamic(xs, rows, k, scheme, xq.data(), sx.data(), zx.data(), kern.quant);
-    if (finite) {
+    status = quantize_dynamic(xs, rows, k, scheme, xq.data(), sx.data(), zx.data(), kern.quant);
+    if (status == DynamicStatus::ok) {
       GemmOutput o = proto;
-      AOperand A{xq.data(), true, 1, rows, k, 0, static_cast<ptrdiff_t>(k), 1};
+      AOperand A{xq.as<uint8_t>(), true, 1, rows, k, 0, static_cast<ptrdiff_t>(k), 1};
       A.max_stored = (1 << act_bits) - 1;
       std::vector<float> col_scale;
       if (per_token) {  // scale sx[i] * w_scale[j] formed in the epilogue
@@ -266,12 +274,12 @@ void py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale, std
       gemm(kern.gemm, A, per_token ? 0 : zx[0], p.b, zbs, zb_per_column, o);
     }
   }
-  require(finite, "x contains infinity (or a range too wide for float32): no finite scale represents it");
+  require_usable_range(status);
 }
 
 // Dynamic quantization of x (rows, k) into q (rows, k): scale and zero_point
-// receive one value per row (per_row) or one. False if a range is not finite.
-bool py_quantize_dynamic(py::array x, py::array q, py::array_t<float> scale, py::array_t<int32_t> zero_point,
+// receive one value per row (per_row) or one.
+void py_quantize_dynamic(py::array x, py::array q, py::array_t<float> scale, py::array_t<int32_t> zero_point,
                          int bits, bool symmetric, bool per_row) {
   require(is_dtype(x, 'f', 4) && c_contiguous(x) && x.ndim() == 2, "x must be 2-D C-contiguous float32");
   require(c_contiguous(q) && q.writeable() && q.ndim() == 2 && q.shape(0) == x.shape(0) &&
@@ -292,8 +300,12 @@ bool py_quantize_dynamic(py::array x, py::array q, py::array_t<float> scale, py:
   void* qs = q.mutable_data();
   float* ss = scale.mutable_data();
   int32_t* zs = zero_point.mutable_data();
-  py::gil_scoped_release nogil;
-  return quantize_dynamic(xs, rows, k, scheme, qs, ss, zs, active_kernels().quant);
+  DynamicStatus status;
+  {
+    py::gil_scoped_release nogil;
+    status = quantize_dynamic(xs, rows, k, scheme, qs, ss, zs, active_kernels().quant);
+  }
+  require_usable_range(status);
 }
 
 // An uninitialized C-ordered array whose memory comes from the buffer pool
@@ -342,13 +354,25 @@ py::dict py_cpu_info() {
 PYBIND11_MODULE(_qgemm, m) {
   m.doc() = "qgemm native core";
   // Choose kernels now: a bad QGEMM_ISA fails the import with its message.
+  // So does a bad QGEMM_NUM_THREADS.
   try {
     active_kernels();
+    get_num_threads();
   } catch (const std::exception& e) {
     throw py::import_error(e.what());
   }
+  // std::bad_alloc (a buffer of a call, in the caller or carried back from a
+  // task) is a MemoryError that says what failed.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::bad_alloc&) {
+      PyErr_SetString(PyExc_MemoryError, "qgemm: not enough memory for the buffers of this call");
+    }
+  });
   m.def("cpu_info", &py_cpu_info);
   m.def("empty", &py_empty);
+  m.attr("MAX_THREADS") = kMaxThreads;
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads);
   m.def("quantize", [](py::array x, py::array out, size_t channels, size_t inner,

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "qgemm/buffer_pool.h"
 #include "qgemm/epilogue_scalar.h"
 #include "qgemm/thread_pool.h"
 
@@ -20,6 +21,8 @@ constexpr size_t kMcMaxTiles = 16;
 constexpr size_t kMinParallelMacs = size_t(1) << 19;  // below this, threads cost more than they give
 constexpr size_t kTasksPerThread = 4;
 constexpr size_t kSingleUseMinRows = 512;  // see choose_kernel
+
+size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
 // A per-column array padded with zeros to whole panels (empty if src is null).
 template <class T>
@@ -116,22 +119,25 @@ void row_terms(const Plan& P, const int32_t* rowsum, size_t m0, size_t mc, int32
     row_term[i] = wrap_sub(rowsum[i], wrap_mul(k, P.za_rows.empty() ? P.za_eff : P.za_rows[m0 + i]));
 }
 
+// One thread's scratch in run_block: A's packed block, its row sums and row
+// terms. Allocated by gemm() before any task runs.
+struct BlockScratch {
+  uint8_t* a_pack;
+  int32_t* rowsum;
+  int32_t* row_term;
+};
+
 // Rows [r0, r1) x panels [p0, p1): pack A block by block and run the tiles.
-void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
+void run_block(const Plan& P, const BlockScratch& s, size_t r0, size_t r1, size_t p0, size_t p1) {
   const GemmKernel& kern = P.kern;
   const size_t K = P.a.k, mr = kern.mr, nr = kern.nr;
   const size_t kc_max = P.kc_max, mc_max = P.mc_max;
   const bool shared = P.a_shared != nullptr;
-  thread_local std::vector<int64_t> a_buf;  // int64 for alignment
-  const size_t a_block_bytes = shared ? 0 : mc_max * kc_max * kern.a_bytes;
-  if (a_buf.size() * 8 < a_block_bytes) a_buf.resize(a_block_bytes / 8 + 1);
-  uint8_t* a_pack = reinterpret_cast<uint8_t*>(a_buf.data());
-  std::vector<int32_t> rowsum(shared ? 0 : mc_max), row_term(shared ? 0 : mc_max);
 
   for (size_t m0 = r0; m0 < r1; m0 += mc_max) {
     const size_t mc = std::min(mc_max, r1 - m0);
     const size_t tiles = (mc + mr - 1) / mr;
-    std::fill(rowsum.begin(), rowsum.end(), 0);
+    if (!shared) std::fill(s.rowsum, s.rowsum + mc_max, 0);
     // One pass at least: with K == 0 the epilogue still runs, on empty sums.
     for (size_t k0 = 0;;) {
       const size_t kc = std::min(kc_max, K - k0);
@@ -139,11 +145,11 @@ void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
       const size_t tile_bytes = kc_padded * mr * kern.a_bytes;
       const bool final = k0 + kc == K;
       if (!shared) {
-        pack_a_block(P, m0, mc, k0, kc, a_pack, rowsum.data());
-        if (final) row_terms(P, rowsum.data(), m0, mc, row_term.data());
+        pack_a_block(P, m0, mc, k0, kc, s.a_pack, s.rowsum);
+        if (final) row_terms(P, s.rowsum, m0, mc, s.row_term);
       }
-      const uint8_t* a_block = shared ? P.a_shared : a_pack;
-      const int32_t* rt = shared ? P.row_term_shared : row_term.data();
+      const uint8_t* a_block = shared ? P.a_shared : s.a_pack;
+      const int32_t* rt = shared ? P.row_term_shared : s.row_term;
       const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
       for (size_t p = p0; p < p1; ++p) {
         const int8_t* b_slice = P.b.panel(p) + k0 * nr;
@@ -276,14 +282,24 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
     P.a_shared = reinterpret_cast<const uint8_t*>(a_shared.data());
     P.row_term_shared = row_term_shared.data();
   }
-  parallel_for(tasks, [&](size_t t) {
+  // Each thread's scratch, allocated here: a failed allocation raises in the
+  // caller, never inside a task.
+  const size_t slots = std::min<size_t>(threads, tasks);
+  const size_t a_bytes = P.a_shared ? 0 : round_up(P.mc_max * P.kc_max * kern.a_bytes, 64);
+  const size_t sums_bytes = P.a_shared ? 0 : round_up(P.mc_max * sizeof(int32_t), 64);
+  const size_t slot_bytes = a_bytes + 2 * sums_bytes;
+  const ScratchBuffer scratch(slots * slot_bytes);
+  parallel_for(tasks, slots, [&](size_t t, size_t slot) {
+    uint8_t* base = scratch.as<uint8_t>() + slot * slot_bytes;
+    const BlockScratch s{base, reinterpret_cast<int32_t*>(base + a_bytes),
+                         reinterpret_cast<int32_t*>(base + a_bytes + sums_bytes)};
     if (split_rows) {
       const size_t r0 = std::min(rows, row_tiles * t / tasks * mr);
       const size_t r1 = std::min(rows, row_tiles * (t + 1) / tasks * mr);
-      if (r0 < r1) run_block(P, r0, r1, 0, b.panels);
+      if (r0 < r1) run_block(P, s, r0, r1, 0, b.panels);
     } else {
       const size_t p0 = b.panels * t / tasks, p1 = b.panels * (t + 1) / tasks;
-      if (p0 < p1) run_block(P, 0, rows, p0, p1);
+      if (p0 < p1) run_block(P, s, 0, rows, p0, p1);
     }
   });
 }

@@ -33,8 +33,12 @@ void clamp_codes(void* q, size_t n, QDtype dtype, int32_t qmin, int32_t qmax) {
     clamp_block_wise(static_cast<int8_t*>(q), n, static_cast<int8_t>(qmin), static_cast<int8_t>(qmax));
 }
 
-bool finite_params(float lo, float hi, const AffineParams& p) {
-  return std::isfinite(lo) && std::isfinite(hi) && std::isfinite(p.scale);
+// Whether every code in [qmin, qmax] (the codes are clamped to them)
+// dequantizes to a finite float32 with p.
+bool finite_params(float lo, float hi, const AffineParams& p, int32_t qmin, int32_t qmax) {
+  const double steps = std::max(p.zero_point - qmin, qmax - p.zero_point);
+  const double f32_overflow = std::ldexp(1.0, 128) - std::ldexp(1.0, 103);  // rounds to infinity
+  return std::isfinite(lo) && std::isfinite(hi) && double(p.scale) * steps < f32_overflow;
 }
 
 }  // namespace
@@ -64,7 +68,7 @@ AffineParams range_qparams(float lo, float hi, int32_t qmin, int32_t qmax, bool 
   return {scale, std::min(qmax, std::max(qmin, zp))};
 }
 
-bool quantize_dynamic(const float* x, size_t rows, size_t k, const DynamicScheme& s, void* q,
+DynamicStatus quantize_dynamic(const float* x, size_t rows, size_t k, const DynamicScheme& s, void* q,
                       float* scale, int32_t* zero_point, const QuantizeKernels& kern) {
   int32_t qmin, qmax;
   bits_range(s.dtype, s.bits, &qmin, &qmax);
@@ -78,36 +82,42 @@ bool quantize_dynamic(const float* x, size_t rows, size_t k, const DynamicScheme
   if (!s.per_row) {
     float lo = 0, hi = 0;
     minmax(x, n, &lo, &hi, kern);
-    if (lo > hi) lo = hi = 0.0f;  // no number at all (empty, or all NaN)
+    if (lo > hi) {  // no number at all
+      if (n) return DynamicStatus::no_number;
+      lo = hi = 0.0f;
+    }
     const AffineParams p = range_qparams(lo, hi, qmin, qmax, s.symmetric);
     *scale = p.scale;
     *zero_point = p.zero_point;
-    if (!finite_params(lo, hi, p)) return false;
+    if (!finite_params(lo, hi, p, qmin, qmax)) return DynamicStatus::not_finite;
     quantize(x, q, s.dtype, {n, 1, 1}, &p.scale, &p.zero_point, kern);
     clamp_codes(q, n, s.dtype, qmin, qmax);
-    return true;
+    return DynamicStatus::ok;
   }
   // Per row: range, parameters and codes of one row while it is in cache.
   const size_t threads = static_cast<size_t>(get_num_threads());
   const size_t tasks = n < kMinParallelElements || threads == 1 ? 1 : std::min(rows, threads * kTasksPerThread);
-  std::atomic<bool> ok{true};
+  std::atomic<DynamicStatus> status{DynamicStatus::ok};  // any failure (which one does not matter)
   parallel_for(tasks, [&](size_t t) {
     for (size_t r = rows * t / tasks; r < rows * (t + 1) / tasks; ++r) {
       const float* row = x + r * k;
       float lo = INFINITY, hi = -INFINITY;
       if (k) kern.minmax_f32(row, k, &lo, &hi);
-      if (lo > hi) lo = hi = 0.0f;
+      if (lo > hi) {
+        if (k) status.store(DynamicStatus::no_number, std::memory_order_relaxed);
+        lo = hi = 0.0f;
+      }
       const AffineParams p = range_qparams(lo, hi, qmin, qmax, s.symmetric);
       scale[r] = p.scale;
       zero_point[r] = p.zero_point;
-      if (!finite_params(lo, hi, p)) {
-        ok.store(false, std::memory_order_relaxed);
+      if (!finite_params(lo, hi, p, qmin, qmax)) {
+        status.store(DynamicStatus::not_finite, std::memory_order_relaxed);
         continue;
       }
       quantize_run(row, static_cast<uint8_t*>(q) + r * k * esize, k, p);
     }
   });
-  return ok.load();
+  return status.load();
 }
 
 }  // namespace qgemm

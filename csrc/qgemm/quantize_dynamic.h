@@ -28,12 +28,19 @@ struct DynamicScheme {
   bool per_row = true;    // else one scale and zero point for all rows
 };
 
+enum class DynamicStatus {
+  ok,
+  not_finite,  // a range holds an infinity, or is too wide for float32 (see below)
+  no_number,   // the tensor (per tensor) or a row of k > 0 values (per row) is all NaN
+};
+
 // x: rows x k floats, C order; q: rows x k codes. Per row (or once), the
 // range with NaN ignored, range_qparams, then q = clamp(round(x / scale) + zp)
 // to the codes of `bits`. scale / zero_point receive rows values (per row) or
-// one. Returns false, with q unspecified, if a range holds an infinity or is
-// too wide for a finite float32 scale. Threaded over rows.
-bool quantize_dynamic(const float* x, size_t rows, size_t k, const DynamicScheme& scheme, void* q,
+// one. A range is too wide when its scale, or any code of the dtype
+// dequantized with it, would overflow float32. Anything but ok leaves q
+// unspecified. Threaded over rows.
+DynamicStatus quantize_dynamic(const float* x, size_t rows, size_t k, const DynamicScheme& scheme, void* q,
                       float* scale, int32_t* zero_point, const QuantizeKernels& kern);
 
 }  // namespace qgemm
