@@ -30,7 +30,7 @@ def data(rng, shape, kind):
         x = (rng.integers(-300, 300, shape) + 0.5).astype(np.float32) / 64
     elif kind == "nan":  # NaN ignored; every row keeps a number (a row of NaN is an error)
         nan = rng.random(shape) < 0.1
-        nan[..., 0] = False
+        nan[..., :1] = False
         x[nan] = np.nan
     elif kind == "positive":
         x = np.abs(x)
