@@ -117,3 +117,115 @@ def test_odd_valid_inputs_work():
     np.testing.assert_array_equal(qgemm.quantize([0.5, 1.5], 1.0, 0), [0, 2])
     np.testing.assert_array_equal(qgemm.dequantize(np.array([3, 5], np.int8)[::-1], 2.0, 1), [8.0, 4.0])
     assert qgemm.matmul(np.zeros((0, 4), np.int8), np.zeros((4, 0), np.int8)).shape == (0, 0)
+
+
+# ---- NaN, infinity, empty: one rule for choosing parameters --------------------------
+# NaN is ignored (the range comes from the finite values); no finite value at
+# all (empty or all NaN) and any infinity are ValueErrors.
+
+def test_choose_qparams_of_nothing_is_an_error():
+    with pytest.raises(ValueError, match="x is empty"):
+        qgemm.choose_qparams(np.zeros(0, np.float32))
+    with pytest.raises(ValueError, match="all NaN"):
+        qgemm.choose_qparams(np.full(4, np.nan, np.float32))
+    with pytest.raises(ValueError, match="slice 1 along axis 0"):
+        qgemm.choose_qparams(np.array([[1, np.nan], [np.nan, np.nan]], np.float32), axis=0)
+    with pytest.raises(ValueError, match="no values along axis 1"):
+        qgemm.choose_qparams(np.zeros((0, 3), np.float32), axis=1)
+
+
+def test_choose_qparams_ignores_nan_per_tensor_and_per_axis(rng):
+    x = rng.standard_normal((5, 9)).astype(np.float32)
+    holes = x.copy()
+    holes[rng.random(x.shape) < 0.3] = np.nan
+    holes[:, 0] = x[:, 0]                                  # every row keeps a finite value
+    for axis in (None, 0):
+        got = qgemm.choose_qparams(holes, axis=axis)
+        if axis is None:
+            want = qgemm.qparams_from_range(np.nanmin(holes), np.nanmax(holes))
+        else:
+            want = qgemm.qparams_from_range(np.nanmin(holes, axis=1), np.nanmax(holes, axis=1), axis=0)
+        assert got == want
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_choose_qparams_refuses_infinity_on_every_path(axis):
+    # Per axis used to turn inf into 3.4e38 (np.nan_to_num) and accept it.
+    for bad in (np.inf, -np.inf):
+        x = np.ones((3, 4), np.float32)
+        x[1, 2] = bad
+        with pytest.raises(ValueError, match="infinity"):
+            qgemm.choose_qparams(x, axis=axis)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+@pytest.mark.parametrize("reduce_range", [False, True])
+def test_a_range_wider_than_float32_never_gives_an_infinite_scale(symmetric, dtype, reduce_range):
+    # Either parameters whose every code dequantizes to a finite float32, or a ValueError.
+    big = np.finfo(np.float32).max
+    refused = 0
+    for lo, hi in [(-big, big), (-3e38, 3e38), (-1.7e38, 1.7e38), (0, big), (-big, 0), (-1e38, 1e38)]:
+        x = np.array([lo, hi], np.float32)
+        try:
+            qp = qgemm.choose_qparams(x, dtype=dtype, symmetric=symmetric, reduce_range=reduce_range)
+        except ValueError as e:
+            assert "too wide" in str(e)
+            refused += 1
+            with pytest.raises(ValueError, match="too wide"):
+                qgemm.qparams_from_range(lo, hi, dtype, symmetric, reduce_range)
+            continue
+        assert np.isfinite(qp.scale)
+        lo_q, hi_q = qgemm._checks.QRANGE[dtype]
+        codes = np.arange(lo_q, hi_q + 1).astype(dtype)
+        with np.errstate(over="raise"):
+            assert np.isfinite(qgemm.dequantize(codes, qp.scale, qp.zero_point)).all()
+    if not symmetric:
+        assert refused >= 2  # (-big, big) and (-3e38, 3e38) overflow max - min
+    with pytest.raises(ValueError, match="too wide"):
+        qgemm.observers.MinMax().update(np.array([3e38, -3e38], np.float32)).qparams()
+
+
+# ---- parameters validated where they are made -----------------------------------
+
+@pytest.mark.parametrize("call, exc, text", [
+    (lambda: qgemm.QParams(0.1, 0, "int16"), ValueError, "dtype"),
+    (lambda: qgemm.QParams(-0.1, 0), ValueError, "scale"),
+    (lambda: qgemm.QParams(np.inf, 0), ValueError, "scale"),
+    (lambda: qgemm.QParams(0.1, 128), ValueError, "zero_point"),
+    (lambda: qgemm.QParams(0.1, 255, "uint8", None) and qgemm.QParams(0.1, -1, "uint8"), ValueError, "zero_point"),
+    (lambda: qgemm.QParams(0.1, 0.5), TypeError, "zero_point"),
+    (lambda: qgemm.QParams([0.1, 0.2], 0), ValueError, "scale"),
+    (lambda: qgemm.QParams([0.1, 0.2], [0, 0, 0], axis=0), ValueError, "zero_point"),
+    (lambda: qgemm.QParams(0.1, 0, axis=0), ValueError, "scale"),
+    (lambda: qgemm.QParams([0.1, 0.2], 0, axis=1.5), TypeError, "axis"),
+    (lambda: qgemm.quantize(f32, 10**400), ValueError, "scale"),
+    (lambda: qgemm.qparams_from_range([1, 2], [3, 4]), ValueError, "axis"),
+    (lambda: qgemm.qparams_from_range([1, 2], [3, 4, 5], axis=0), ValueError, "max_val"),
+    (lambda: qgemm.qparams_from_range(5, -5), ValueError, "min_val must be <= max_val"),
+    (lambda: qgemm.qparams_from_range([0, 5], [1, -5], axis=0), ValueError, "min_val must be <= max_val"),
+])
+def test_parameters_are_checked_on_construction(call, exc, text):
+    with pytest.raises(exc, match=text):
+        call()
+
+
+def test_qparams_normalises_its_fields():
+    qp = qgemm.QParams(0.5, np.int64(3), np.uint8)
+    assert qp.scale == np.float32(0.5) and type(qp.zero_point) is int and qp.dtype == "uint8"
+    pc = qgemm.QParams([0.5, 0.25], 7, "uint8", axis=1)   # a scalar zero point serves every channel
+    np.testing.assert_array_equal(pc.zero_point, [7, 7])
+    assert pc.scale.dtype == np.float32 and pc.zero_point.dtype == np.int32
+
+
+def test_scalar_zero_point_broadcasts_over_channels(rng):
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    s = [0.1, 0.2, 0.3]
+    np.testing.assert_array_equal(qgemm.quantize(x, s, axis=0), qgemm.quantize(x, s, [0, 0, 0], axis=0))
+    np.testing.assert_array_equal(qgemm.quantize(x, s, 5, axis=0), qgemm.quantize(x, s, [5, 5, 5], axis=0))
+    q = qgemm.quantize(x, s, axis=0)
+    np.testing.assert_array_equal(qgemm.dequantize(q, s, axis=0), qgemm.dequantize(q, s, [0, 0, 0], axis=0))
+    np.testing.assert_array_equal(qgemm.dequantize(q, s, np.int8(2), axis=0),
+                                  qgemm.dequantize(q, s, [2, 2, 2], axis=0))
+    with pytest.raises(ValueError, match="zero_point"):
+        qgemm.quantize(x, s, 300, axis=0)

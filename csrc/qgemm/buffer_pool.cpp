@@ -1,5 +1,6 @@
 #include "qgemm/buffer_pool.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -13,8 +14,6 @@ namespace qgemm {
 namespace {
 
 constexpr size_t kGranule = size_t(2) << 20;  // 2 MiB: the huge page size
-constexpr size_t kMaxFreeBlocks = 4;
-constexpr size_t kMaxFreeBytes = size_t(512) << 20;
 
 struct Block {
   void* p;
@@ -31,6 +30,7 @@ size_t g_free_bytes = 0;
 }  // namespace
 
 void* pool_acquire(size_t bytes, size_t* capacity) {
+  if (bytes > SIZE_MAX - kGranule) throw std::bad_alloc();  // the rounding below would wrap
   const size_t cap = (bytes + kGranule - 1) / kGranule * kGranule;
   {
     std::lock_guard<std::mutex> lk(g_mutex);
@@ -60,13 +60,39 @@ void* pool_acquire(size_t bytes, size_t* capacity) {
 void pool_release(void* p, size_t capacity) {
   {
     std::lock_guard<std::mutex> lk(g_mutex);
-    if (g_free.size() < kMaxFreeBlocks && g_free_bytes + capacity <= kMaxFreeBytes) {
+    if (capacity <= kMaxCachedBlock && g_free.size() < kMaxFreeBlocks &&
+        g_free_bytes + capacity <= kMaxFreeBytes) {
       g_free.push_back({p, capacity});
       g_free_bytes += capacity;
       return;
     }
   }
   std::free(p);
+}
+
+ScratchBuffer::ScratchBuffer(size_t bytes) {
+  if (bytes >= kScratchPoolMinBytes) {
+    p_ = pool_acquire(bytes, &pool_capacity_);
+    return;
+  }
+  p_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);  // never size 0
+  if (!p_) throw std::bad_alloc();
+}
+
+ScratchBuffer& ScratchBuffer::operator=(ScratchBuffer&& o) noexcept {
+  if (this != &o) {
+    this->~ScratchBuffer();
+    p_ = o.p_;
+    pool_capacity_ = o.pool_capacity_;
+    o.p_ = nullptr;
+  }
+  return *this;
+}
+
+ScratchBuffer::~ScratchBuffer() {
+  if (!p_) return;
+  if (pool_capacity_) pool_release(p_, pool_capacity_);
+  else std::free(p_);
 }
 
 }  // namespace qgemm

@@ -55,6 +55,7 @@ inline void store_output(int32_t acc, int i, int j, void* c, size_t ldc, int fla
                          const GemmEpilogue* ep) {
   if (flags & kGemmFinal) {
     acc = wrap_sub(acc, ep->col_term[j]);
+    if (ep->row_za) acc = wrap_sub(acc, wrap_mul(ep->col_sum[j], ep->row_za[i]));
     if (ep->col_zb) acc = wrap_sub(acc, wrap_mul(ep->col_zb[j], ep->row_term[i]));
   }
   const size_t at = static_cast<size_t>(i) * ldc + j;
@@ -63,7 +64,8 @@ inline void store_output(int32_t acc, int i, int j, void* c, size_t ldc, int fla
     return;
   }
   if (ep->kind == kOutFloat32) {
-    float v = static_cast<float>(acc) * ep->col_scale[j];
+    const float scale = ep->row_scale ? ep->row_scale[i] * ep->col_scale[j] : ep->col_scale[j];
+    float v = static_cast<float>(acc) * scale;
     if (ep->col_offset) v = v + ep->col_offset[j];
     v = v > ep->fmin ? v : ep->fmin;
     v = v < ep->fmax ? v : ep->fmax;
@@ -72,9 +74,15 @@ inline void store_output(int32_t acc, int i, int j, void* c, size_t ldc, int fla
   }
   int32_t q;
   if (ep->kind == kOutQuantFloat) {
+    float scale = ep->col_scale[j], offset = ep->col_offset ? ep->col_offset[j] : 0.0f;
+    if (ep->row_scale) {
+      const float ab = ep->row_scale[i] * ep->col_scale[j];
+      scale = ab / ep->y_scale;
+      offset = offset / ab;
+    }
     float v = static_cast<float>(acc);
-    if (ep->col_offset) v = v + ep->col_offset[j];
-    v = v * ep->col_scale[j];
+    if (ep->col_offset) v = v + offset;
+    v = v * scale;
     q = round_clamped(v, ep->qmin - ep->zero_point, ep->qmax - ep->zero_point) + ep->zero_point;
   } else {
     // Saturating: the zero point is added in 64 bits, then clamped.

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "qgemm/buffer_pool.h"
 #include "qgemm/epilogue_scalar.h"
 #include "qgemm/thread_pool.h"
 
@@ -20,6 +21,8 @@ constexpr size_t kMcMaxTiles = 16;
 constexpr size_t kMinParallelMacs = size_t(1) << 19;  // below this, threads cost more than they give
 constexpr size_t kTasksPerThread = 4;
 constexpr size_t kSingleUseMinRows = 512;  // see choose_kernel
+
+size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
 // A per-column array padded with zeros to whole panels (empty if src is null).
 template <class T>
@@ -64,6 +67,7 @@ GemmEpilogue epilogue_base(const GemmOutput& out) {
   e.out_u8 = out.out_u8;
   e.fmin = out.fmin;
   e.fmax = out.fmax;
+  e.y_scale = out.y_scale;
   return e;
 }
 
@@ -76,6 +80,7 @@ struct Plan {
   size_t kc_max;                  // K block (all of K unless the output is int32)
   size_t mc_max;                  // M block: rows of A packed at a time
   int32_t za_eff;                 // za in the stored domain of A
+  std::vector<int32_t> za_rows;   // per-row za in the stored domain (empty: per tensor)
   // Per-column epilogue data, padded to [panels * nr]:
   std::vector<int32_t> col_term;  // za_eff * colsum - bias
   std::vector<int32_t> col_zb;    // zb in the stored domain, empty if all zero
@@ -107,28 +112,32 @@ void pack_a_block(const Plan& P, size_t m0, size_t mc, size_t k0, size_t kc, uin
   }
 }
 
-// rowsum(A) - K * za per row: the row term of the zero-point algebra.
-void row_terms(const Plan& P, const int32_t* rowsum, size_t mc, int32_t* row_term) {
+// rowsum(A) - K * za per row (rows m0 ..): the row term of the zero-point algebra.
+void row_terms(const Plan& P, const int32_t* rowsum, size_t m0, size_t mc, int32_t* row_term) {
+  const int32_t k = static_cast<int32_t>(P.a.k);
   for (size_t i = 0; i < mc; ++i)
-    row_term[i] = wrap_sub(rowsum[i], wrap_mul(static_cast<int32_t>(P.a.k), P.za_eff));
+    row_term[i] = wrap_sub(rowsum[i], wrap_mul(k, P.za_rows.empty() ? P.za_eff : P.za_rows[m0 + i]));
 }
 
+// One thread's scratch in run_block: A's packed block, its row sums and row
+// terms. Allocated by gemm() before any task runs.
+struct BlockScratch {
+  uint8_t* a_pack;
+  int32_t* rowsum;
+  int32_t* row_term;
+};
+
 // Rows [r0, r1) x panels [p0, p1): pack A block by block and run the tiles.
-void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
+void run_block(const Plan& P, const BlockScratch& s, size_t r0, size_t r1, size_t p0, size_t p1) {
   const GemmKernel& kern = P.kern;
   const size_t K = P.a.k, mr = kern.mr, nr = kern.nr;
   const size_t kc_max = P.kc_max, mc_max = P.mc_max;
   const bool shared = P.a_shared != nullptr;
-  thread_local std::vector<int64_t> a_buf;  // int64 for alignment
-  const size_t a_block_bytes = shared ? 0 : mc_max * kc_max * kern.a_bytes;
-  if (a_buf.size() * 8 < a_block_bytes) a_buf.resize(a_block_bytes / 8 + 1);
-  uint8_t* a_pack = reinterpret_cast<uint8_t*>(a_buf.data());
-  std::vector<int32_t> rowsum(shared ? 0 : mc_max), row_term(shared ? 0 : mc_max);
 
   for (size_t m0 = r0; m0 < r1; m0 += mc_max) {
     const size_t mc = std::min(mc_max, r1 - m0);
     const size_t tiles = (mc + mr - 1) / mr;
-    std::fill(rowsum.begin(), rowsum.end(), 0);
+    if (!shared) std::fill(s.rowsum, s.rowsum + mc_max, 0);
     // One pass at least: with K == 0 the epilogue still runs, on empty sums.
     for (size_t k0 = 0;;) {
       const size_t kc = std::min(kc_max, K - k0);
@@ -136,11 +145,11 @@ void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
       const size_t tile_bytes = kc_padded * mr * kern.a_bytes;
       const bool final = k0 + kc == K;
       if (!shared) {
-        pack_a_block(P, m0, mc, k0, kc, a_pack, rowsum.data());
-        if (final) row_terms(P, rowsum.data(), mc, row_term.data());
+        pack_a_block(P, m0, mc, k0, kc, s.a_pack, s.rowsum);
+        if (final) row_terms(P, s.rowsum, m0, mc, s.row_term);
       }
-      const uint8_t* a_block = shared ? P.a_shared : a_pack;
-      const int32_t* rt = shared ? P.row_term_shared : row_term.data();
+      const uint8_t* a_block = shared ? P.a_shared : s.a_pack;
+      const int32_t* rt = shared ? P.row_term_shared : s.row_term;
       const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
       for (size_t p = p0; p < p1; ++p) {
         const int8_t* b_slice = P.b.panel(p) + k0 * nr;
@@ -148,10 +157,13 @@ void run_block(const Plan& P, size_t r0, size_t r1, size_t p0, size_t p1) {
         GemmEpilogue ep = P.base;
         ep.col_term = P.col_term.data() + p * nr;
         ep.col_zb = at_or_null(P.col_zb, p * nr);
+        ep.col_sum = P.za_rows.empty() ? nullptr : P.b.colsum.data() + p * nr;
         P.cols.point_at(ep, p * nr);
         for (size_t t = 0; t < tiles; ++t) {
           const int m = static_cast<int>(std::min(mr, mc - t * mr));
           ep.row_term = rt + t * mr;
+          ep.row_za = at_or_null(P.za_rows, m0 + t * mr);
+          ep.row_scale = P.out.row_scale ? P.out.row_scale + m0 + t * mr : nullptr;
           uint8_t* c_tile = static_cast<uint8_t*>(P.out.data) +
                             ((m0 + t * mr) * P.out.ldc + p * nr) * P.out_bytes;
           kern.micro(kc_padded / kern.kr, a_block + t * tile_bytes, b_slice, c_tile, P.out.ldc, m,
@@ -213,7 +225,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   const PackedB& b = packed_for(b_base, kern);
   const size_t padded_n = b.panels * kern.nr;
   Plan P{kern, a, b, out, out.kind == kOutQuantFloat || out.kind == kOutQuantFixed ? 1u : 4u,
-         0, 0, 0, {}, {}, {}, GemmEpilogue{}};
+         0, 0, 0, {}, {}, {}, {}, GemmEpilogue{}};
   // K blocks keep partial sums in C, which only an int32 output can hold.
   const size_t k_rounded = (K + kern.kr - 1) / kern.kr * kern.kr;
   // Few rows (GEMV-like): no K blocks either, so that each thread streams its
@@ -223,9 +235,15 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   P.mc_max = kern.mr * std::max<size_t>(1, std::min(kMcMaxTiles, kMcBytes / std::max<size_t>(
                                                                      1, kern.mr * P.kc_max * kern.a_bytes)));
   // Stored-domain zero points: bytes flipped by ^0x80 move by 128 (see pack.h).
-  P.za_eff = za;
-  if (kern.a_bytes == 1 && kern.a_unsigned && !a.is_u8) P.za_eff = za + 128;
-  if (kern.a_bytes == 1 && !kern.a_unsigned && a.is_u8) P.za_eff = za - 128;
+  int32_t za_shift = 0;
+  if (kern.a_bytes == 1 && kern.a_unsigned && !a.is_u8) za_shift = 128;
+  if (kern.a_bytes == 1 && !kern.a_unsigned && a.is_u8) za_shift = -128;
+  P.za_eff = za + za_shift;
+  if (a.row_zero_point) {  // the za * colsum term is then per element (GemmEpilogue::row_za)
+    P.za_eff = 0;
+    P.za_rows.resize(rows);
+    for (size_t r = 0; r < rows; ++r) P.za_rows[r] = a.row_zero_point[r] + za_shift;
+  }
   const int32_t zb_shift = b.is_u8 ? 128 : 0;
   P.col_term.assign(padded_n, 0);
   for (size_t j = 0; j < N; ++j)
@@ -258,18 +276,28 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
     rowsum_shared.assign(rows, 0);
     row_term_shared.resize(P.mc_max);
     pack_a_block(P, 0, rows, 0, K, reinterpret_cast<uint8_t*>(a_shared.data()), rowsum_shared.data());
-    row_terms(P, rowsum_shared.data(), rows, row_term_shared.data());
+    row_terms(P, rowsum_shared.data(), 0, rows, row_term_shared.data());
     P.a_shared = reinterpret_cast<const uint8_t*>(a_shared.data());
     P.row_term_shared = row_term_shared.data();
   }
-  parallel_for(tasks, [&](size_t t) {
+  // Each thread's scratch, allocated here: a failed allocation raises in the
+  // caller, never inside a task.
+  const size_t slots = std::min<size_t>(threads, tasks);
+  const size_t a_bytes = P.a_shared ? 0 : round_up(P.mc_max * P.kc_max * kern.a_bytes, 64);
+  const size_t sums_bytes = P.a_shared ? 0 : round_up(P.mc_max * sizeof(int32_t), 64);
+  const size_t slot_bytes = a_bytes + 2 * sums_bytes;
+  const ScratchBuffer scratch(slots * slot_bytes);
+  parallel_for(tasks, slots, [&](size_t t, size_t slot) {
+    uint8_t* base = scratch.as<uint8_t>() + slot * slot_bytes;
+    const BlockScratch s{base, reinterpret_cast<int32_t*>(base + a_bytes),
+                         reinterpret_cast<int32_t*>(base + a_bytes + sums_bytes)};
     if (split_rows) {
       const size_t r0 = std::min(rows, row_tiles * t / tasks * mr);
       const size_t r1 = std::min(rows, row_tiles * (t + 1) / tasks * mr);
-      if (r0 < r1) run_block(P, r0, r1, 0, b.panels);
+      if (r0 < r1) run_block(P, s, r0, r1, 0, b.panels);
     } else {
       const size_t p0 = b.panels * t / tasks, p1 = b.panels * (t + 1) / tasks;
-      if (p0 < p1) run_block(P, 0, rows, p0, p1);
+      if (p0 < p1) run_block(P, s, 0, rows, p0, p1);
     }
   });
 }
@@ -293,6 +321,7 @@ void requantize(const GemmKernel& kern, const int32_t* acc, size_t rows, size_t 
       for (size_t p = 0; p < panels; ++p) {
         GemmEpilogue ep = base;
         ep.col_term = col_term.data() + p * nr;
+        ep.row_scale = out.row_scale ? out.row_scale + r0 : nullptr;
         cols.point_at(ep, p * nr);
         uint8_t* c = static_cast<uint8_t*>(out.data) + (r0 * out.ldc + p * nr) * out_bytes;
         kern.epilogue(acc + r0 * lda + p * nr, lda, c, out.ldc, m,

@@ -21,6 +21,9 @@ struct AOperand {
   bool is_u8;
   size_t batch, m, k;
   ptrdiff_t batch_stride, row_stride, col_stride;
+  // One zero point per (flattened) row, batch * m values; nullptr: the
+  // per-tensor za given to gemm().
+  const int32_t* row_zero_point = nullptr;
 };
 
 // Where and what the GEMM writes: (batch * m) rows of n elements, row r at
@@ -37,6 +40,11 @@ struct GemmOutput {
   int32_t zero_point = 0, qmin = -128, qmax = 127;
   bool out_u8 = false;
   float fmin = -INFINITY, fmax = INFINITY;
+  // Per-row a_scale (one per output row; kOutFloat32 and kOutQuantFloat):
+  // `scale` is then b_scale per column, `offset` (kOutQuantFloat) a bias in
+  // real units, and y_scale the output scale (see kernels.h).
+  const float* row_scale = nullptr;
+  float y_scale = 1.0f;
 };
 
 // kern, or its range-proven variant (kernels.h) when the ranges of A (read

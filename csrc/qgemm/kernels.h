@@ -29,13 +29,20 @@ struct QuantizeKernels {
 // What the epilogue writes. Every kind first applies the zero-point algebra
 // to the exact int32 accumulator, while the tile is in registers:
 //   acc[i][j] = sum_k a*b - col_term[j] - col_zb[j] * row_term[i]
-// (an int32 bias is folded into col_term). Then:
+// (an int32 bias is folded into col_term), and with one zero point of A per
+// row (row_za) also - row_za[i] * col_sum[j]. Then:
 enum GemmOutputKind : int {
   kOutInt32 = 0,       // C = acc
   kOutFloat32 = 1,     // C = clamp(float(acc) * col_scale[j] + col_offset[j], fmin, fmax)
   kOutQuantFloat = 2,  // C = clamp(rint((float(acc) + col_offset[j]) * col_scale[j]) + zp, qmin, qmax)
   kOutQuantFixed = 3,  // C = clamp(MultiplyByQuantizedMultiplier(acc, col_mult[j], col_shift[j]) + zp, qmin, qmax)
 };
+// Per-row scales (row_scale, kOutFloat32 and kOutQuantFloat only): col_scale
+// is then b_scale[j] and the per-tensor formulas above apply element by
+// element with a_scale = row_scale[i], all in float32:
+//   kOutFloat32:    scale = row_scale[i] * col_scale[j]
+//   kOutQuantFloat: ab = row_scale[i] * col_scale[j], scale = ab / y_scale,
+//                   offset = col_offset[j] / ab (col_offset: a bias in real units)
 
 struct GemmEpilogue {
   const int32_t* col_term;  // [nr] za * colsum(B)[j] - int32 bias[j]
@@ -50,6 +57,11 @@ struct GemmEpilogue {
   int32_t qmin, qmax;       // quantized clamp, activation included
   bool out_u8;              // quantized outputs: uint8 (else int8)
   float fmin, fmax;         // kOutFloat32 clamp (activation), +-inf if none
+  // Per-row activation parameters (see above), nullptr when per tensor:
+  const int32_t* row_za;    // [mr] zero point of A per row (stored domain); col_term then excludes za
+  const int32_t* col_sum;   // [nr] colsum(B) of stored values, with row_za
+  const float* row_scale;   // [mr] a_scale per row
+  float y_scale;            // kOutQuantFloat with row_scale
 };
 
 enum GemmFlags : int {

@@ -85,7 +85,6 @@ void pack_b_block_sse2(const uint8_t* src, ptrdiff_t row_stride, size_t k, int w
 }
 #endif
 
-constexpr size_t kPoolMinBytes = size_t(1) << 20;  // below: the allocator's own reuse suffices
 
 // p.data for p.bytes(), 64-byte aligned: a size that aligned_alloc accepts
 // (a multiple of the alignment) and never zero, even for an empty B.

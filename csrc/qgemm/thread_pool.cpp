@@ -6,7 +6,10 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -17,20 +20,27 @@
 namespace qgemm {
 namespace {
 
+// QGEMM_NUM_THREADS: a whole number in [1, kMaxThreads], nothing else.
+int threads_from_env(const char* env) {
+  const std::string v(env);
+  const bool digits = !v.empty() && v.size() <= 9 &&
+                      std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const long n = digits ? std::stol(v) : 0;
+  if (n < 1 || n > kMaxThreads)
+    throw std::invalid_argument("QGEMM_NUM_THREADS must be a whole number from 1 to " +
+                                std::to_string(kMaxThreads) + ", got '" + v + "'");
+  return static_cast<int>(n);
+}
+
 int default_threads() {
-  if (const char* env = std::getenv("QGEMM_NUM_THREADS")) {
-    const int n = std::atoi(env);
-    if (n >= 1) return n;
-  }
+  if (const char* env = std::getenv("QGEMM_NUM_THREADS")) return threads_from_env(env);
+  int n = 0;
 #if defined(__linux__)
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    const int n = CPU_COUNT(&set);
-    if (n >= 1) return n;
-  }
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
 #endif
-  const unsigned n = std::thread::hardware_concurrency();
-  return n ? static_cast<int>(n) : 1;
+  if (n < 1) n = static_cast<int>(std::thread::hardware_concurrency());
+  return std::min(std::max(n, 1), kMaxThreads);
 }
 
 // Waking a sleeping thread takes tens of microseconds (more on a busy or
@@ -74,16 +84,21 @@ class Pool {
   }
 
   int num_threads() const { return num_threads_.load(); }
-  void set_num_threads(int n) { num_threads_.store(n < 1 ? 1 : n); }
+  void set_num_threads(int n) {
+    if (n < 1 || n > kMaxThreads)
+      throw std::invalid_argument("the thread count must be from 1 to " + std::to_string(kMaxThreads) +
+                                  ", got " + std::to_string(n));
+    num_threads_.store(n);
+  }
 
-  void run(size_t n_tasks, const std::function<void(size_t)>& fn) {
-    const int want = num_threads();
+  void run(size_t n_tasks, size_t max_threads, const std::function<void(size_t, size_t)>& fn) {
+    const size_t want = std::min<size_t>(num_threads(), max_threads);
     std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
     if (n_tasks <= 1 || want <= 1 || !busy.owns_lock()) {
-      for (size_t t = 0; t < n_tasks; ++t) fn(t);
+      for (size_t t = 0; t < n_tasks; ++t) fn(t, 0);
       return;
     }
-    const int helpers = static_cast<int>(std::min<size_t>(want, n_tasks)) - 1;
+    const int helpers = static_cast<int>(std::min(want, n_tasks)) - 1;
     ensure_workers(helpers);
     uint64_t gen;
     {
@@ -91,24 +106,34 @@ class Pool {
       fn_.store(&fn, std::memory_order_relaxed);  // published by the ticket's release
       n_tasks_.store(n_tasks, std::memory_order_relaxed);
       done_.store(0, std::memory_order_relaxed);
+      failed_.store(false, std::memory_order_relaxed);
       active_helpers_ = helpers;
       gen = (ticket_.load() >> 32) + 1;
       ticket_.store(gen << 32, std::memory_order_release);  // task 0 of the new region
     }
     cv_work_.notify_all();
-    work(gen);
+    work(gen, 0);
     auto finished = [&] { return done_.load(std::memory_order_acquire) == n_tasks; };
     if (!spin_until(finished)) {
       std::unique_lock<std::mutex> lk(m_);
       cv_done_.wait(lk, finished);
     }
+    // Every claimed task has finished: nothing uses fn or the caller's data
+    // any more, so the failure can unwind the caller.
+    std::exception_ptr error;
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      error.swap(error_);
+    }
+    if (error) std::rethrow_exception(error);
   }
 
  private:
   Pool() : num_threads_(default_threads()) {}
 
-  // Claims and runs tasks of region `gen` until none is left.
-  void work(uint64_t gen) {
+  // Claims and runs tasks of region `gen` until none is left. After a task
+  // has failed, the rest are claimed but not run.
+  void work(uint64_t gen, size_t slot) {
     for (;;) {
       uint64_t ticket = ticket_.load(std::memory_order_acquire);
       size_t task, n;
@@ -120,7 +145,15 @@ class Pool {
         n = n_tasks_.load(std::memory_order_relaxed);
         if (ticket >> 32 != gen || task >= n) return;
       } while (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel));
-      (*fn_.load(std::memory_order_relaxed))(task);
+      if (!failed_.load(std::memory_order_relaxed)) {
+        try {
+          (*fn_.load(std::memory_order_relaxed))(task, slot);
+        } catch (...) {
+          std::lock_guard<std::mutex> lk(m_);
+          if (!error_) error_ = std::current_exception();
+          failed_.store(true, std::memory_order_relaxed);
+        }
+      }
       if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
         std::lock_guard<std::mutex> lk(m_);  // the caller may be about to sleep on cv_done_
         cv_done_.notify_one();
@@ -151,7 +184,7 @@ class Pool {
         std::lock_guard<std::mutex> lk(m_);
         active = active_helpers_;
       }
-      if (id < active) work(seen);
+      if (id < active) work(seen, static_cast<size_t>(id) + 1);
     }
   }
 
@@ -160,19 +193,24 @@ class Pool {
   std::mutex m_;
   std::condition_variable cv_work_, cv_done_;
   std::vector<std::thread> workers_;
-  std::atomic<const std::function<void(size_t)>*> fn_{nullptr};
+  std::atomic<const std::function<void(size_t, size_t)>*> fn_{nullptr};
   std::atomic<size_t> n_tasks_{0};
   int active_helpers_ = 0;
   std::atomic<uint64_t> ticket_{0};  // generation << 32 | next task
   std::atomic<size_t> done_{0};      // tasks of the current region finished
+  std::atomic<bool> failed_{false};  // a task of the current region threw
+  std::exception_ptr error_;         // its exception (guarded by m_)
 };
 
 }  // namespace
 
 int get_num_threads() { return Pool::instance().num_threads(); }
 void set_num_threads(int n) { Pool::instance().set_num_threads(n); }
+void parallel_for(size_t n_tasks, size_t max_threads, const std::function<void(size_t, size_t)>& fn) {
+  Pool::instance().run(n_tasks, max_threads, fn);
+}
 void parallel_for(size_t n_tasks, const std::function<void(size_t)>& fn) {
-  Pool::instance().run(n_tasks, fn);
+  Pool::instance().run(n_tasks, kMaxThreads, [&fn](size_t task, size_t) { fn(task); });
 }
 
 }  // namespace qgemm

@@ -6,15 +6,29 @@
 
 namespace qgemm {
 
-// Number of threads parallel_for uses (including the caller). Default: the
-// CPUs this process may run on, or QGEMM_NUM_THREADS if set.
-int get_num_threads();
-void set_num_threads(int n);  // n >= 1
+// More threads than this are refused: far past any CPU's count, and each
+// one is an OS thread with its own stack.
+constexpr int kMaxThreads = 1024;
 
-// Runs fn(task) for task in [0, n_tasks) on up to get_num_threads() threads,
-// the caller included, and returns when all are done. If the pool is busy
-// (another thread's call, or a nested call) the tasks run on the caller: safe
-// for concurrent callers, never a deadlock. Exceptions must not escape fn.
+// Number of threads parallel_for uses (including the caller). Default: the
+// CPUs this process may run on, or QGEMM_NUM_THREADS if set; a value that is
+// not a whole number in [1, kMaxThreads] throws std::invalid_argument here
+// (on the first call, which the Python module makes at import).
+int get_num_threads();
+void set_num_threads(int n);  // 1 <= n <= kMaxThreads, else std::invalid_argument
+
+// Runs fn(task, slot) for task in [0, n_tasks) on up to max_threads threads,
+// the caller included, and returns when all are done. slot < max_threads
+// names the thread running the task: two tasks with the same slot never run
+// at the same time, so a caller can allocate one scratch buffer per slot
+// before the call (no allocation, hence no failure, inside the tasks).
+// If the pool is busy (another thread's call, or a nested call) the tasks run
+// on the caller, slot 0: safe for concurrent callers, never a deadlock.
+// If a task throws, tasks not yet started are skipped, and the first
+// exception is rethrown here once every started task has finished.
+void parallel_for(size_t n_tasks, size_t max_threads, const std::function<void(size_t, size_t)>& fn);
+
+// The same on up to get_num_threads() threads, for tasks that need no slot.
 void parallel_for(size_t n_tasks, const std::function<void(size_t)>& fn);
 
 }  // namespace qgemm

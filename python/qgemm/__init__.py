@@ -8,7 +8,10 @@ choice and ``QGEMM_NUM_THREADS`` sets the thread count.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Dict
+
+import numpy as np
 
 from . import _qgemm, nn, observers
 from ._version import __version__
@@ -53,8 +56,13 @@ def get_num_threads() -> int:
     return int(_qgemm.get_num_threads())
 
 
+MAX_THREADS: int = _qgemm.MAX_THREADS
+
+
 def set_num_threads(n: int) -> None:
-    """Sets the threads a call may use; n >= 1."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
-    _qgemm.set_num_threads(n)
+    """Sets the threads a call may use (the caller's included): an integer from
+    1 to ``MAX_THREADS`` (1024). ``QGEMM_NUM_THREADS`` sets the default the same
+    way; a value that is not such a number fails the import."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"n must be an integer from 1 to {MAX_THREADS}, got {n!r}")
+    _qgemm.set_num_threads(int(n))

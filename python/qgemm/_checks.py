@@ -62,7 +62,11 @@ def normalize_axis(axis: Any, ndim: int, arg: str = "axis") -> Optional[int]:
 def scales(scale: Any, count: Optional[int], arg: str = "scale") -> np.ndarray:
     """Positive finite float32 scales: a scalar if count is None, else `count` of them."""
     if count is None and isinstance(scale, (float, int, np.floating)) and not isinstance(scale, bool):
-        s32 = np.float32(scale)  # fast path for a plain number (small calls are microseconds)
+        try:
+            s32 = np.float32(scale)  # fast path for a plain number (small calls are microseconds)
+        except OverflowError:  # an int beyond float's range, e.g. 10**400
+            raise ValueError(f"{arg} must be finite and > 0 (as float32), got an int of "
+                             f"{len(str(abs(scale)))} digits") from None
         if not (math.isfinite(s32) and s32 > 0):
             raise ValueError(f"{arg} must be finite and > 0 (as float32), got {scale!r}")
         return np.array([s32], np.float32)
@@ -88,17 +92,54 @@ def zero_point_scalar(zp: Any, dtype: str, arg: str = "zero_point") -> int:
 
 
 def zero_points(zp: Any, count: Optional[int], dtype: str, arg: str = "zero_point") -> np.ndarray:
-    """Integer zero points inside the dtype's range, as int32."""
-    if count is None and isinstance(zp, (int, np.integer)) and not isinstance(zp, (bool, np.bool_)):
-        return np.array([zero_point_scalar(zp, dtype, arg)], np.int32)
+    """Integer zero points inside the dtype's range, as int32: one, or `count` of
+    them (a scalar is the same zero point for every channel)."""
+    if isinstance(zp, (int, np.integer)) and not isinstance(zp, (bool, np.bool_)):
+        return np.full(1 if count is None else count, zero_point_scalar(zp, dtype, arg), np.int32)
     z = np.asarray(zp)
     if z.dtype.kind not in "iu":
         raise TypeError(f"{arg} must be an integer (or integer array), got dtype {z.dtype}")
+    if z.ndim == 0 and count is not None:
+        return np.full(count, zero_point_scalar(z[()], dtype, arg), np.int32)
     _check_count(z, count, arg)
     lo, hi = QRANGE[dtype]
     if z.size and (z.min() < lo or z.max() > hi):
         raise ValueError(f"{arg} must lie in [{lo}, {hi}] for {dtype}, got {zp!r}")
     return z.astype(np.int32).reshape(-1)
+
+
+def is_scalar(v: Any) -> bool:
+    """True for a number or 0-d array (a per-tensor parameter)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) or np.ndim(v) == 0
+
+
+def row_zero_points(zp: Any, rows_shape: Tuple[int, ...], dtype: str, arg: str) -> np.ndarray:
+    """One zero point per row of A (an array of shape ``rows_shape``, A's shape
+    without its last axis), flattened to int32 in C order."""
+    z = np.asarray(zp)
+    if z.dtype.kind not in "iu":
+        raise TypeError(f"{arg} must be an integer or an integer array, got dtype {z.dtype}")
+    if z.shape != tuple(rows_shape):
+        raise ValueError(f"{arg} must be a scalar or have shape {tuple(rows_shape)} "
+                         f"(one per row of a), got shape {z.shape}")
+    lo, hi = QRANGE[dtype]
+    if z.size and (z.min() < lo or z.max() > hi):
+        raise ValueError(f"{arg} must lie in [{lo}, {hi}] for {dtype}")
+    return np.ascontiguousarray(z, np.int32).reshape(-1)
+
+
+def row_scales(scale: Any, rows_shape: Tuple[int, ...], arg: str) -> np.ndarray:
+    """One positive finite float32 scale per row of A (shape ``rows_shape``), flattened."""
+    s = np.asarray(scale)
+    if s.dtype.kind not in "fiu" or s.dtype == np.bool_:
+        raise TypeError(f"{arg} must be a positive float or float array, got dtype {s.dtype}")
+    if s.shape != tuple(rows_shape):
+        raise ValueError(f"{arg} must be a scalar or have shape {tuple(rows_shape)} "
+                         f"(one per row of a), got shape {s.shape}")
+    s32 = np.ascontiguousarray(s, np.float32).reshape(-1)
+    if not np.all(np.isfinite(s32)) or not np.all(s32 > 0):
+        raise ValueError(f"{arg} must be finite and > 0 (as float32)")
+    return s32
 
 
 def _check_count(v: np.ndarray, count: Optional[int], arg: str) -> None:

@@ -6,7 +6,7 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _checks, _memory, _qgemm
+from . import _checks, _out, _qgemm
 
 ZeroPoint = Union[int, np.ndarray]
 
@@ -82,14 +82,36 @@ def pack(b: Any, zero_point: ZeroPoint = 0) -> PackedMatrix:
     return PackedMatrix(b, zero_point)
 
 
-def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
+def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) -> PackedMatrix:
+    """``b`` itself if packed (a ``b_zero_point`` given too must equal the one it
+    was packed with), else ``b`` packed for this one call."""
+    if isinstance(b, PackedMatrix):
+        if b_zero_point is not None:
+            n = b.shape[1]
+            given = np.asarray(b_zero_point)
+            same = given.ndim <= 1 and given.size in (1, n) and np.array_equal(
+                np.broadcast_to(given, (n,)), np.broadcast_to(b._zero_point, (n,)))
+            if not same:
+                raise ValueError(f"b_zero_point={b_zero_point!r} differs from the zero point b was packed "
+                                 f"with ({b.zero_point!r}); pass None or the same value")
+        return b
+    bv = _checks.quantized_array(b, "b")
+    if bv.ndim != 2:
+        raise ValueError(f"b must be 2-D (K, N), got shape {bv.shape}")
+    return PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point, _single_use=True)
+
+
+def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
            b_zero_point: Optional[ZeroPoint] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``C = (A - a_zero_point) @ (B - b_zero_point)`` in int32, exactly.
 
     ``a``: (..., M, K) or (K,), int8 or uint8, any strides; batch dimensions
     work like ``np.matmul``. ``b``: (K, N) or (K,), int8 or uint8, or a
-    :class:`PackedMatrix` (which carries its own zero point). All four dtype
-    pairs. ``b_zero_point``: an int, or one per column (N,).
+    :class:`PackedMatrix` (which carries its own zero point: ``b_zero_point``
+    may then be None or that same value). All four dtype pairs.
+    ``a_zero_point``: an int, or one per row of ``a`` (an array of shape
+    ``a.shape[:-1]``, batch dimensions included: per-token activations).
+    ``b_zero_point``: an int, or one per column (N,).
 
     Exactness: every product and sum is taken modulo 2**32, so the result is
     exact whenever the true result fits int32. That is guaranteed for any
@@ -101,21 +123,16 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
     av = _checks.quantized_array(a, "a")
     if av.ndim == 0:
         raise ValueError("a must have at least 1 dimension, got a scalar")
-    za = _checks.zero_point_scalar(a_zero_point, _checks.qname(av), "a_zero_point")
+    if isinstance(a_zero_point, (int, np.integer)) or _checks.is_scalar(a_zero_point):
+        za, za_rows = _checks.zero_point_scalar(a_zero_point, _checks.qname(av), "a_zero_point"), None
+    else:
+        za, za_rows = 0, _checks.row_zero_points(a_zero_point, av.shape[:-1], _checks.qname(av), "a_zero_point")
 
     b_vector = False
-    if isinstance(b, PackedMatrix):
-        if b_zero_point is not None:
-            raise ValueError("b_zero_point must be None when b is a PackedMatrix "
-                             "(its zero point was given to pack())")
-        packed = b
-    else:
-        bv = _checks.quantized_array(b, "b")
-        if bv.ndim == 1:
-            bv, b_vector = bv[:, None], True
-        elif bv.ndim != 2:
-            raise ValueError(f"b must be 2-D (K, N) or 1-D (K,), got shape {bv.shape}")
-        packed = PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point, _single_use=True)
+    if not isinstance(b, PackedMatrix):
+        b = _checks.quantized_array(b, "b")
+        b_vector = b.ndim == 1
+    packed = as_packed(b[:, None] if b_vector else b, b_zero_point)
     k, n = packed._shape
 
     a_vector = av.ndim == 1
@@ -130,17 +147,10 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: int = 0,
     m = a3.shape[1]
     shape = av.shape[:-2] + ((m,) if not a_vector else ()) + ((n,) if not b_vector else ())
     rows = a3.shape[0] * m
-    if out is None:
-        res, direct = None, False
-        c = _memory.empty((rows, n), np.int32)
-    else:
-        res = _checks.output(out, shape, np.dtype(np.int32))
-        direct = res.flags.c_contiguous
-        c = res.reshape(rows, n) if direct else _memory.empty((rows, n), np.int32)
+    c = _out.buffer(out, shape, np.dtype(np.int32), a3)
     if rows and n:
-        _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c)
-    if res is None:
-        return c.reshape(shape)
-    if not direct:
-        res[...] = c.reshape(shape)
-    return res
+        if za_rows is None:
+            _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n))
+        else:
+            _qgemm.gemm(a3, 0, packed._packed, packed._zero_point, c.reshape(rows, n), za_rows=za_rows)
+    return _out.result(out, c)

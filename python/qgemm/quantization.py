@@ -3,12 +3,13 @@ DequantizeLinear semantics, bit-exact with ONNX Runtime)."""
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import _checks, _memory, _qgemm
+from . import _checks, _out, _qgemm
 
 ArrayLike = Any
 Scale = Union[float, np.ndarray]
@@ -23,13 +24,37 @@ class QParams:
 
     ``scale`` is a float32 and ``zero_point`` an int for per-tensor parameters
     (``axis is None``), or 1-D float32 / int32 arrays with one value per slice
-    along ``axis``.
+    along ``axis`` (a scalar zero point is used for every slice).
+
+    Checked on construction: ``dtype`` is int8 or uint8, every scale is finite
+    and > 0 as a float32, every zero point lies inside the dtype, and per-axis
+    scales and zero points have the same length. Anything else is a
+    ValueError/TypeError naming the field.
     """
 
     scale: Scale
     zero_point: ZeroPoint
     dtype: str = "int8"
     axis: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        dtype = _checks.qdtype_name(self.dtype, "dtype")
+        if self.axis is None:
+            scale: Scale = _checks.scales(self.scale, None, "scale")[0]
+            zp: ZeroPoint = _checks.zero_point_scalar(self.zero_point, dtype, "zero_point")
+            axis = None
+        else:
+            if isinstance(self.axis, bool) or not isinstance(self.axis, numbers.Integral):
+                raise TypeError(f"axis must be an int or None, got {self.axis!r}")
+            axis = int(self.axis)
+            if np.ndim(self.scale) != 1:
+                raise ValueError(f"scale must be 1-D (one per slice along axis {axis}), "
+                                 f"got shape {np.shape(self.scale)}")
+            count = int(np.shape(self.scale)[0])
+            scale = _checks.scales(self.scale, count, "scale")
+            zp = _checks.zero_points(self.zero_point, count, dtype, "zero_point")
+        for name, value in (("scale", scale), ("zero_point", zp), ("dtype", dtype), ("axis", axis)):
+            object.__setattr__(self, name, value)
 
     @property
     def qmin(self) -> int:
@@ -61,7 +86,8 @@ def _qrange(dtype: str, reduce_range: bool) -> tuple:
 def qparams_from_range(min_val: ArrayLike, max_val: ArrayLike, dtype: Any = "int8",
                        symmetric: bool = False, reduce_range: bool = False,
                        axis: Optional[int] = None) -> QParams:
-    """Parameters for data observed in [min_val, max_val] (scalars, or 1-D per channel).
+    """Parameters for data observed in [min_val, max_val]: scalars, or 1-D (one
+    range per channel) with ``axis``.
 
     The range is first widened to contain 0, so 0.0 is exactly representable and
     the zero point always lies inside the dtype's range. The arithmetic is that
@@ -74,50 +100,94 @@ def qparams_from_range(min_val: ArrayLike, max_val: ArrayLike, dtype: Any = "int
       for int8 and 128 for uint8.
 
     ``scale`` is at least float32 eps, so an all-zero or constant tensor still
-    gives usable parameters.
+    gives usable parameters. ValueError for NaN or infinite bounds,
+    ``min_val > max_val``, and a range so wide (beyond about +-1.7e38 in all)
+    that its scale, or a code dequantized with it, would overflow float32.
     """
     dtype = _checks.qdtype_name(dtype)
-    lo_v = np.minimum(np.asarray(min_val, dtype=np.float32), np.float32(0))
-    hi_v = np.maximum(np.asarray(max_val, dtype=np.float32), np.float32(0))
+    try:
+        with np.errstate(over="ignore"):  # beyond float32: infinity, refused below
+            lo_v = np.asarray(min_val, dtype=np.float32)
+            hi_v = np.asarray(max_val, dtype=np.float32)
+    except OverflowError:
+        raise ValueError(f"min_val and max_val must be finite floats, got {min_val!r}, {max_val!r}") from None
+    if axis is None:
+        if lo_v.ndim or hi_v.ndim:
+            raise ValueError(f"min_val and max_val must be scalars when axis is None (pass axis= for one "
+                             f"range per channel), got shapes {lo_v.shape} and {hi_v.shape}")
+    elif lo_v.ndim != 1 or lo_v.shape != hi_v.shape:
+        raise ValueError(f"min_val and max_val must be 1-D of equal length (one per channel) when axis is "
+                         f"given, got shapes {lo_v.shape} and {hi_v.shape}")
     if not (np.all(np.isfinite(lo_v)) and np.all(np.isfinite(hi_v))):
-        raise ValueError("cannot choose parameters for a range with NaN or infinity")
+        raise ValueError("cannot choose parameters for a range with NaN or infinity "
+                         f"(min_val={min_val}, max_val={max_val})")
+    if np.any(lo_v > hi_v):
+        raise ValueError(f"min_val must be <= max_val, got min_val={min_val}, max_val={max_val}")
+    lo_v = np.minimum(lo_v, np.float32(0))
+    hi_v = np.maximum(hi_v, np.float32(0))
     qmin, qmax = _qrange(dtype, reduce_range)
-    if symmetric:
-        amax = np.maximum(-lo_v, hi_v)
-        scale = np.maximum(amax / np.float32((qmax - qmin) / 2), _EPS).astype(np.float32)
-        zp = np.full(scale.shape, 128 if dtype == "uint8" else 0, dtype=np.int32)
-    else:
-        scale = np.maximum((hi_v - lo_v) / np.float32(qmax - qmin), _EPS).astype(np.float32)
-        zp = np.clip(qmin - np.rint(lo_v / scale).astype(np.int32), qmin, qmax).astype(np.int32)
+    with np.errstate(over="ignore"):  # a too-wide range is reported below
+        if symmetric:
+            amax = np.maximum(-lo_v, hi_v)
+            scale = np.maximum(amax / np.float32((qmax - qmin) / 2), _EPS).astype(np.float32)
+            zp = np.full(scale.shape, 128 if dtype == "uint8" else 0, dtype=np.int32)
+        else:
+            scale = np.maximum((hi_v - lo_v) / np.float32(qmax - qmin), _EPS).astype(np.float32)
+            zp = np.clip(qmin - np.rint(lo_v / scale), qmin, qmax).astype(np.int32)
+    if not dequantizes_finitely(scale, zp, dtype):
+        raise ValueError(f"the range [{min_val}, {max_val}] is too wide for float32 parameters: its "
+                         f"scale or a code dequantized with it would be infinite")
     if axis is None:
         return QParams(np.float32(scale), int(zp), dtype, None)
     return QParams(scale.reshape(-1), zp.reshape(-1), dtype, axis)
+
+
+_F32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103  # float32 rounds this magnitude and beyond to infinity
+
+
+def dequantizes_finitely(scale: Any, zero_point: Any, dtype: str) -> bool:
+    """Whether every code of the dtype (not only of a reduced range: quantize
+    clamps to the whole dtype), dequantized with these parameters, is a finite
+    float32 (the scale itself included)."""
+    qmin, qmax = _checks.QRANGE[dtype]
+    s = np.asarray(scale, np.float64)
+    z = np.asarray(zero_point, np.float64)
+    steps = np.maximum(np.abs(qmin - z), np.abs(qmax - z))  # exact in float64: 24 + 8 bits
+    return bool(np.all(np.isfinite(s)) and np.all(s * steps < _F32_OVERFLOW))
 
 
 def choose_qparams(x: ArrayLike, dtype: Any = "int8", symmetric: bool = False,
                    axis: Optional[int] = None, reduce_range: bool = False) -> QParams:
     """Min-max calibration of ``x``: per tensor, or per slice along ``axis``.
 
-    NaN values are ignored; infinities are an error (no finite scale covers them).
+    NaN and infinity: NaN values are ignored (the range comes from the finite
+    values); a tensor, or a slice along ``axis``, with no finite value at all
+    (empty, or all NaN) is a ValueError, and so is any infinity (no finite scale
+    represents it). With ``axis``, zero slices give empty per-axis parameters.
     See :func:`qparams_from_range` for the formulas.
     """
     a = _checks.float_array(x, "x")
     ax = _checks.normalize_axis(axis, a.ndim)
-    if ax is None:
-        if a.size == 0 or np.all(np.isnan(a)):
-            lo = hi = np.float32(0)
-        else:
-            lo, hi = np.nanmin(a), np.nanmax(a)
-    else:
-        moved = np.moveaxis(a, ax, 0).reshape(a.shape[ax], -1)
-        if moved.shape[1] == 0:
-            lo = hi = np.zeros(a.shape[ax], np.float32)
-        else:
-            with np.errstate(all="ignore"):
-                lo = np.nan_to_num(np.fmin.reduce(moved, axis=1), nan=0.0)
-                hi = np.nan_to_num(np.fmax.reduce(moved, axis=1), nan=0.0)
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+    if np.isinf(a).any():
         raise ValueError("x contains infinity: no finite scale represents it")
+    if ax is None:
+        if a.size == 0:
+            raise ValueError("x is empty: there are no values to choose parameters from")
+        if np.isnan(a).all():
+            raise ValueError("x has no finite value (all NaN): there is no range to choose parameters from")
+        lo, hi = np.nanmin(a), np.nanmax(a)
+    else:
+        channels = a.shape[ax]
+        moved = np.moveaxis(a, ax, 0).reshape(channels, a.size // channels if channels else 0)
+        if channels and moved.shape[1] == 0:
+            raise ValueError(f"x has no values along axis {ax} (shape {a.shape}): there is nothing to "
+                             f"choose parameters from")
+        with np.errstate(all="ignore"):
+            lo = np.fmin.reduce(moved, axis=1) if channels else np.zeros(0, a.dtype)
+            hi = np.fmax.reduce(moved, axis=1) if channels else np.zeros(0, a.dtype)
+        empty = np.flatnonzero(np.isnan(lo))
+        if empty.size:
+            raise ValueError(f"x has no finite value (all NaN) in slice {int(empty[0])} along axis {ax}")
     return qparams_from_range(lo, hi, dtype, symmetric, reduce_range, ax)
 
 
@@ -147,15 +217,12 @@ def quantize(x: ArrayLike, scale: Scale, zero_point: ZeroPoint = 0, dtype: Any =
     count = None if ax is None else a.shape[ax]
     s = _checks.scales(scale, count)
     z = _checks.zero_points(zero_point, count, name)
-    res = _checks.output(out, a.shape, _checks.QDTYPES[name])
     channels, inner = _checks.channel_layout(a.shape, ax)
-    target = res if res is not None and res.flags.c_contiguous else _memory.empty(a.shape, _checks.QDTYPES[name])
+    x32 = _as_float32_c(a)
+    target = _out.buffer(out, a.shape, _checks.QDTYPES[name], x32)
     if a.size:
-        _qgemm.quantize(_as_float32_c(a), target, channels, inner, s, z)
-    if res is not None and target is not res:
-        res[...] = target
-        return res
-    return target
+        _qgemm.quantize(x32, target, channels, inner, s, z)
+    return _out.result(out, target)
 
 
 def dequantize(q: ArrayLike, scale: Scale, zero_point: ZeroPoint = 0, axis: Optional[int] = None,
@@ -170,12 +237,9 @@ def dequantize(q: ArrayLike, scale: Scale, zero_point: ZeroPoint = 0, axis: Opti
     count = None if ax is None else qa.shape[ax]
     s = _checks.scales(scale, count)
     z = _checks.zero_points(zero_point, count, name)
-    res = _checks.output(out, qa.shape, np.dtype(np.float32))
     channels, inner = _checks.channel_layout(qa.shape, ax)
-    target = res if res is not None and res.flags.c_contiguous else _memory.empty(qa.shape, np.float32)
+    qc = np.ascontiguousarray(qa)
+    target = _out.buffer(out, qa.shape, np.dtype(np.float32), qc)
     if qa.size:
-        _qgemm.dequantize(np.ascontiguousarray(qa), target, channels, inner, s, z)
-    if res is not None and target is not res:
-        res[...] = target
-        return res
-    return target
+        _qgemm.dequantize(qc, target, channels, inner, s, z)
+    return _out.result(out, target)

@@ -267,25 +267,31 @@ struct GemmCase {
   int range = kFullRange;
   bool single_use = false;  // B packed for one call (choose_kernel's row rule)
   size_t check_every = 1;   // rows checked against the reference: every n-th (big cases)
+  bool per_row = false;     // one zero point (and, for float outputs, scale) of A per row
 };
 
 // The reference output stage for one exact accumulator (independent of the
 // kernels' epilogue code except for the shared fixed-point helpers).
-static void reference_output(int64_t exact, size_t j, const GemmOutput& o, void* dst) {
+// Per-row scales (o.row_scale, row r): the per-tensor formulas with
+// a_scale = row_scale[r] (kernels.h).
+static void reference_output(int64_t exact, size_t r, size_t j, const GemmOutput& o, void* dst) {
   int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(exact)));
   if (o.bias) acc = static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(o.bias[j]));
   if (o.kind == kOutInt32) {
     *static_cast<int32_t*>(dst) = acc;
   } else if (o.kind == kOutFloat32) {
-    float v = static_cast<float>(acc) * o.scale[j];
+    const float scale = o.row_scale ? o.row_scale[r] * o.scale[j] : o.scale[j];
+    float v = static_cast<float>(acc) * scale;
     if (o.offset) v = v + o.offset[j];
     *static_cast<float*>(dst) = std::min(std::max(v, o.fmin), o.fmax);
   } else {
     long q;
     if (o.kind == kOutQuantFloat) {
+      const float ab = o.row_scale ? o.row_scale[r] * o.scale[j] : 0.0f;
+      const float scale = o.row_scale ? ab / o.y_scale : o.scale[j];
       float v = static_cast<float>(acc);
-      if (o.offset) v = v + o.offset[j];
-      v = v * o.scale[j];
+      if (o.offset) v = v + (o.row_scale ? o.offset[j] / ab : o.offset[j]);
+      v = v * scale;
       const float lo = float(o.qmin - o.zero_point), hi = float(o.qmax - o.zero_point);
       q = std::lrint(std::min(std::max(v, lo), hi)) + o.zero_point;
     } else {
@@ -313,11 +319,18 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   if (g.range == kB7bit) fill(b, b_flip, -64, -64, 64);
   else fill(b, b_flip, g.b_u8 ? 127 : -128, -128, 127);
   const int32_t za = g.extremes ? (g.a_u8 ? 0 : 127) : (g.a_u8 ? rand_int(0, 255) : rand_int(-128, 127));
+  // Per-row zero points: random, with the dtype's extremes among them.
+  std::vector<int32_t> za_rows(rows);
+  for (auto& z : za_rows) {
+    const int pick = rand_int(0, 5);
+    z = pick == 0 ? (g.a_u8 ? 0 : -128) : pick == 1 ? (g.a_u8 ? 255 : 127) : g.a_u8 ? rand_int(0, 255) : rand_int(-128, 127);
+  }
+  auto za_of = [&](size_t r) { return g.per_row ? za_rows[r] : za; };
   std::vector<int32_t> zb(g.n ? g.n : 1);
   for (auto& z : zb) z = g.extremes ? (g.b_u8 ? 0 : 127) : (g.b_u8 ? rand_int(0, 255) : rand_int(-128, 127));
   if (!g.zb_per_column) for (auto& z : zb) z = zb[0];
 
-  AOperand A{a.data(), g.a_u8, g.batch, g.m, g.k, 0, 0, 0};
+  AOperand A{a.data(), g.a_u8, g.batch, g.m, g.k, 0, 0, 0, g.per_row ? za_rows.data() : nullptr};
   A.batch_stride = static_cast<ptrdiff_t>(g.m * g.k);
   if (g.a_transposed) {
     A.row_stride = 1;
@@ -371,6 +384,15 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
     out.mult = mult.data();
     out.shift = shift.data();
   }
+  // Per-row scales: `scale` is b_scale, the output scale y_scale and the
+  // quantized output's offset a bias in real units.
+  std::vector<float> row_scale(rows);
+  for (auto& v : row_scale) v = std::ldexp(1.0f + rand_int(0, 1000) / 1000.0f, rand_int(-12, -4));
+  if (g.per_row && (g.kind == kOutFloat32 || g.kind == kOutQuantFloat)) {
+    out.row_scale = row_scale.data();
+    out.y_scale = std::ldexp(1.0f + rand_int(0, 1000) / 1000.0f, rand_int(-20, -8));
+    for (auto& v : offset) v *= 1e-5f;
+  }
   const size_t esize = (g.kind == kOutQuantFloat || g.kind == kOutQuantFixed) ? 1 : 4;
   const size_t ldc = g.n + 3;  // a padded C checks that nothing is written past n
   std::vector<uint8_t> c((rows * ldc + 1) * esize, 0x5A), want_elem(4);
@@ -382,8 +404,8 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
     if (r % g.check_every != 0 && r + 1 != rows) continue;
     for (size_t j = 0; j < g.n && ok; ++j) {
       int64_t s = 0;
-      for (size_t kk = 0; kk < g.k; ++kk) s += (a_at(r, kk) - za) * (b_at(kk, j) - zb[j]);
-      reference_output(s, j, out, want_elem.data());
+      for (size_t kk = 0; kk < g.k; ++kk) s += (a_at(r, kk) - za_of(r)) * (b_at(kk, j) - zb[j]);
+      reference_output(s, r, j, out, want_elem.data());
       if (std::memcmp(&c[(r * ldc + j) * esize], want_elem.data(), esize) != 0) {
         std::printf("  mismatch at r=%zu j=%zu kind=%d (exact accumulator %lld)\n", r, j, g.kind,
                     (long long)s);
@@ -394,9 +416,10 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   }
   char tag[256];
   std::snprintf(tag, sizeof tag,
-                "%s gemm b=%zu m=%zu n=%zu k=%zu a_u8=%d b_u8=%d aT=%d zbcol=%d ext=%d kind=%d range=%d",
+                "%s gemm b=%zu m=%zu n=%zu k=%zu a_u8=%d b_u8=%d aT=%d zbcol=%d ext=%d kind=%d range=%d "
+                "per_row=%d",
                 choose_kernel(kern.gemm, A, pb).name, g.batch, g.m, g.n, g.k, g.a_u8, g.b_u8,
-                g.a_transposed, g.zb_per_column, g.extremes, g.kind, g.range);
+                g.a_transposed, g.zb_per_column, g.extremes, g.kind, g.range, g.per_row);
   check(ok, tag);
 }
 
@@ -414,8 +437,25 @@ static void test_gemm(const Kernels& kern) {
     g.zb_per_column = rand_int(0, 1);
     g.extremes = rand_int(0, 4) == 0;
     g.kind = rand_int(0, 3);
+    g.per_row = rand_int(0, 2) == 0;
     test_gemm_case(kern, g);
   }
+  // Per-row activation parameters: every output kind and dtype pair, both
+  // thread splits, K blocks (int32), partial tiles and panels, and the
+  // range-proven kernel (7-bit A) where there is one.
+  for (bool a_u8 : {false, true})
+    for (bool b_u8 : {false, true})
+      for (int kind = 0; kind <= 3; ++kind) {
+        GemmCase g{1, 37, 45, 300, a_u8, b_u8, false, (kind & 1) == 0, false, kind};
+        g.per_row = true;
+        test_gemm_case(kern, g);
+        g = {2, 3, 200, 1000, a_u8, b_u8, true, kind >= 2, false, kind};
+        g.per_row = true;
+        test_gemm_case(kern, g);
+        g = {1, 101, 77, 2500, a_u8, b_u8, false, kind == 1, false, kind, kA7bit};
+        g.per_row = true;
+        test_gemm_case(kern, g);
+      }
   // Larger shapes: several K blocks, M blocks, panels; both thread splits.
   for (bool a_u8 : {false, true})
     for (bool b_u8 : {false, true}) {
@@ -503,7 +543,9 @@ static void test_range_proof(const Kernels& kern) {
 // include the int32 extremes.
 static void test_requantize(const Kernels& kern) {
   for (int kind = 0; kind <= 3; ++kind)
-    for (size_t n : {1, 7, 16, 17, 40}) {
+    for (size_t n : {1, 7, 16, 17, 40})
+    for (bool per_row : {false, true}) {
+      if (per_row && (kind == kOutInt32 || kind == kOutQuantFixed)) continue;  // no per-row scale there
       const size_t rows = 13, lda = n + 2;
       std::vector<int32_t> acc(rows * lda), bias(n), mult(n), shift(n);
       std::vector<float> scale(n), offset(n);
@@ -530,6 +572,12 @@ static void test_requantize(const Kernels& kern) {
       out.mult = mult.data();
       out.shift = shift.data();
       const size_t esize = (kind == kOutQuantFloat || kind == kOutQuantFixed) ? 1 : 4;
+      std::vector<float> row_scale(rows);
+      for (auto& v : row_scale) v = std::ldexp(1.0f + rand_int(0, 999) / 1000.0f, rand_int(-3, 3));
+      if (per_row) {
+        out.row_scale = row_scale.data();
+        out.y_scale = std::ldexp(1.0f + rand_int(0, 999) / 1000.0f, rand_int(-2, 2));
+      }
       std::vector<uint8_t> c(rows * n * esize + 1, 0x5A), want(4);
       out.data = c.data();
       out.ldc = n;
@@ -537,12 +585,12 @@ static void test_requantize(const Kernels& kern) {
       bool ok = c.back() == 0x5A;
       for (size_t r = 0; r < rows && ok; ++r)
         for (size_t j = 0; j < n && ok; ++j) {
-          reference_output(acc[r * lda + j], j, out, want.data());
+          reference_output(acc[r * lda + j], r, j, out, want.data());
           ok = std::memcmp(&c[(r * n + j) * esize], want.data(), esize) == 0;
           if (!ok) std::printf("  requantize mismatch r=%zu j=%zu acc=%d\n", r, j, acc[r * lda + j]);
         }
       check(ok, std::string(kern.gemm.name) + " requantize kind=" + std::to_string(kind) +
-                    " n=" + std::to_string(n));
+                    " n=" + std::to_string(n) + (per_row ? " per-row scale" : ""));
     }
 }
 

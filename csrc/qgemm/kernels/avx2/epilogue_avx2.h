@@ -68,6 +68,11 @@ inline void store_row(void* c, size_t ldc, int i, __m256i v0, __m256i v1, int n,
   if (flags & kGemmFinal) {
     v0 = _mm256_sub_epi32(v0, load8(ep->col_term));
     v1 = _mm256_sub_epi32(v1, load8(ep->col_term + 8));
+    if (ep->row_za) {
+      const __m256i za = _mm256_set1_epi32(ep->row_za[i]);
+      v0 = _mm256_sub_epi32(v0, _mm256_mullo_epi32(load8(ep->col_sum), za));
+      v1 = _mm256_sub_epi32(v1, _mm256_mullo_epi32(load8(ep->col_sum + 8), za));
+    }
     if (ep->col_zb) {
       const __m256i rt = _mm256_set1_epi32(ep->row_term[i]);
       v0 = _mm256_sub_epi32(v0, _mm256_mullo_epi32(load8(ep->col_zb), rt));
@@ -77,8 +82,14 @@ inline void store_row(void* c, size_t ldc, int i, __m256i v0, __m256i v1, int n,
   if (kind == kOutInt32 || kind == kOutFloat32) {
     __m256i w0 = v0, w1 = v1;
     if (kind == kOutFloat32) {
-      __m256 f0 = _mm256_mul_ps(_mm256_cvtepi32_ps(v0), load8(ep->col_scale));
-      __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(v1), load8(ep->col_scale + 8));
+      __m256 s0 = load8(ep->col_scale), s1 = load8(ep->col_scale + 8);
+      if (ep->row_scale) {
+        const __m256 rs = _mm256_set1_ps(ep->row_scale[i]);
+        s0 = _mm256_mul_ps(rs, s0);
+        s1 = _mm256_mul_ps(rs, s1);
+      }
+      __m256 f0 = _mm256_mul_ps(_mm256_cvtepi32_ps(v0), s0);
+      __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(v1), s1);
       if (ep->col_offset) {
         f0 = _mm256_add_ps(f0, load8(ep->col_offset));
         f1 = _mm256_add_ps(f1, load8(ep->col_offset + 8));
@@ -101,13 +112,29 @@ inline void store_row(void* c, size_t ldc, int i, __m256i v0, __m256i v1, int n,
   const __m256i zp = _mm256_set1_epi32(ep->zero_point);
   __m256i q0, q1;
   if (kind == kOutQuantFloat) {
+    __m256 s0 = load8(ep->col_scale), s1 = load8(ep->col_scale + 8);
+    __m256 o0 = _mm256_setzero_ps(), o1 = _mm256_setzero_ps();
+    if (ep->col_offset) {
+      o0 = load8(ep->col_offset);
+      o1 = load8(ep->col_offset + 8);
+    }
+    if (ep->row_scale) {  // kernels.h: per-tensor numerics element by element
+      const __m256 rs = _mm256_set1_ps(ep->row_scale[i]), ys = _mm256_set1_ps(ep->y_scale);
+      const __m256 ab0 = _mm256_mul_ps(rs, s0), ab1 = _mm256_mul_ps(rs, s1);
+      s0 = _mm256_div_ps(ab0, ys);
+      s1 = _mm256_div_ps(ab1, ys);
+      if (ep->col_offset) {
+        o0 = _mm256_div_ps(o0, ab0);
+        o1 = _mm256_div_ps(o1, ab1);
+      }
+    }
     __m256 f0 = _mm256_cvtepi32_ps(v0), f1 = _mm256_cvtepi32_ps(v1);
     if (ep->col_offset) {
-      f0 = _mm256_add_ps(f0, load8(ep->col_offset));
-      f1 = _mm256_add_ps(f1, load8(ep->col_offset + 8));
+      f0 = _mm256_add_ps(f0, o0);
+      f1 = _mm256_add_ps(f1, o1);
     }
-    f0 = _mm256_mul_ps(f0, load8(ep->col_scale));
-    f1 = _mm256_mul_ps(f1, load8(ep->col_scale + 8));
+    f0 = _mm256_mul_ps(f0, s0);
+    f1 = _mm256_mul_ps(f1, s1);
     const __m256 lo = _mm256_set1_ps(static_cast<float>(ep->qmin - ep->zero_point));
     const __m256 hi = _mm256_set1_ps(static_cast<float>(ep->qmax - ep->zero_point));
     q0 = _mm256_add_epi32(round_clamped8(f0, lo, hi), zp);
@@ -144,9 +171,16 @@ inline void epilogue_rows(const int32_t* acc, size_t lda, void* c, size_t ldc, i
     // the last), kept short: the epilogue is a few percent of a tile's time.
     const __m256i zero = _mm256_setzero_si256();
     const __m256i t0 = final ? load8(ep->col_term) : zero, t1 = final ? load8(ep->col_term + 8) : zero;
+    const bool per_row = final && ep->row_za;
+    const __m256i s0 = per_row ? load8(ep->col_sum) : zero, s1 = per_row ? load8(ep->col_sum + 8) : zero;
     int32_t* row = static_cast<int32_t*>(c);
     for (int i = 0; i < m; ++i, acc += lda, row += ldc) {
       __m256i v0 = _mm256_sub_epi32(load8(acc), t0), v1 = _mm256_sub_epi32(load8(acc + 8), t1);
+      if (per_row) {
+        const __m256i za = _mm256_set1_epi32(ep->row_za[i]);
+        v0 = _mm256_sub_epi32(v0, _mm256_mullo_epi32(s0, za));
+        v1 = _mm256_sub_epi32(v1, _mm256_mullo_epi32(s1, za));
+      }
       if (flags & kGemmAccumulate) {
         v0 = _mm256_add_epi32(v0, load8(row));
         v1 = _mm256_add_epi32(v1, load8(row + 8));

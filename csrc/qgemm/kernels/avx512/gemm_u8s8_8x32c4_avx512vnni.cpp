@@ -58,7 +58,7 @@ inline __m512i round_clamped16(__m512 v, __m512 lo, __m512 hi) {
 
 // The per-column parameters of 16 columns, loaded once for all rows of a block.
 struct Columns16 {
-  __m512i term, zb, mult, shift;
+  __m512i term, zb, mult, shift, sum;
   __m512 scale, offset;
 };
 
@@ -67,26 +67,36 @@ inline Columns16 load_columns(const GemmEpilogue* ep, int j) {
   const __m512 zf = _mm512_setzero_ps();
   return {load16(ep->col_term + j), ep->col_zb ? load16(ep->col_zb + j) : zi,
           ep->col_mult ? load16(ep->col_mult + j) : zi, ep->col_shift ? load16(ep->col_shift + j) : zi,
+          ep->row_za ? load16(ep->col_sum + j) : zi,
           ep->col_scale ? load16(ep->col_scale + j) : zf, ep->col_offset ? load16(ep->col_offset + j) : zf};
 }
 
+// One row's parameters, broadcast: row term (with col_zb), zero point of A
+// and scale (per-row activations).
+struct Row16 {
+  __m512i term, za;
+  __m512 scale;
+};
+
 // The epilogue for 16 columns of one row: accumulate / zero-point algebra /
 // output stage, then a masked store of the live columns.
-__attribute__((always_inline)) inline void store16(void* c_row, __m512i v, const Columns16& col, __mmask16 live, __m512i row_term,
-                    int flags, const GemmEpilogue* ep) {
+__attribute__((always_inline)) inline void store16(void* c_row, __m512i v, const Columns16& col, __mmask16 live,
+                                                   const Row16& row, int flags, const GemmEpilogue* ep) {
   if (flags & kGemmAccumulate)  // int32 output only
     v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(live, c_row));
   const int kind = (flags & kGemmFinal) ? ep->kind : kOutInt32;
   if (flags & kGemmFinal) {
     v = _mm512_sub_epi32(v, col.term);
-    if (ep->col_zb) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(col.zb, row_term));
+    if (ep->row_za) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(col.sum, row.za));
+    if (ep->col_zb) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(col.zb, row.term));
   }
   if (kind == kOutInt32) {
     _mm512_mask_storeu_epi32(c_row, live, v);
     return;
   }
   if (kind == kOutFloat32) {
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), col.scale);
+    const __m512 scale = ep->row_scale ? _mm512_mul_ps(row.scale, col.scale) : col.scale;
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
     if (ep->col_offset) f = _mm512_add_ps(f, col.offset);
     f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(ep->fmin)), _mm512_set1_ps(ep->fmax));
     _mm512_mask_storeu_ps(c_row, live, f);
@@ -94,9 +104,15 @@ __attribute__((always_inline)) inline void store16(void* c_row, __m512i v, const
   }
   __m512i q;
   if (kind == kOutQuantFloat) {
+    __m512 scale = col.scale, offset = col.offset;
+    if (ep->row_scale) {  // kernels.h: per-tensor numerics element by element
+      const __m512 ab = _mm512_mul_ps(row.scale, col.scale);
+      scale = _mm512_div_ps(ab, _mm512_set1_ps(ep->y_scale));
+      if (ep->col_offset) offset = _mm512_div_ps(offset, ab);
+    }
     __m512 f = _mm512_cvtepi32_ps(v);
-    if (ep->col_offset) f = _mm512_add_ps(f, col.offset);
-    f = _mm512_mul_ps(f, col.scale);
+    if (ep->col_offset) f = _mm512_add_ps(f, offset);
+    f = _mm512_mul_ps(f, scale);
     q = round_clamped16(f, _mm512_set1_ps(static_cast<float>(ep->qmin - ep->zero_point)),
                         _mm512_set1_ps(static_cast<float>(ep->qmax - ep->zero_point)));
   } else {  // kOutQuantFixed: clamp before adding the zero point, so nothing overflows
@@ -123,10 +139,18 @@ void epilogue_rows(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, i
     const __m512i zero = _mm512_setzero_si512();
     const __m512i t0 = final ? _mm512_loadu_si512(ep->col_term) : zero;
     const __m512i t1 = final ? _mm512_loadu_si512(ep->col_term + 16) : zero;
+    const bool per_row = final && ep->row_za;
+    const __m512i s0 = per_row ? _mm512_loadu_si512(ep->col_sum) : zero;
+    const __m512i s1 = per_row ? _mm512_loadu_si512(ep->col_sum + 16) : zero;
     int32_t* row = static_cast<int32_t*>(c);
     for (int i = 0; i < m; ++i, acc += lda, row += ldc) {
       __m512i v0 = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(live0, acc), t0);
       __m512i v1 = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(live1, acc + 16), t1);
+      if (per_row) {
+        const __m512i za = _mm512_set1_epi32(ep->row_za[i]);
+        v0 = _mm512_sub_epi32(v0, _mm512_mullo_epi32(s0, za));
+        v1 = _mm512_sub_epi32(v1, _mm512_mullo_epi32(s1, za));
+      }
       if (flags & kGemmAccumulate) {
         v0 = _mm512_add_epi32(v0, _mm512_maskz_loadu_epi32(live0, row));
         v1 = _mm512_add_epi32(v1, _mm512_maskz_loadu_epi32(live1, row + 16));
@@ -141,9 +165,11 @@ void epilogue_rows(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, i
   const size_t esize = ep->kind == kOutQuantFloat || ep->kind == kOutQuantFixed ? 1 : 4;
   for (int i = 0; i < m; ++i, acc += lda) {
     uint8_t* row = static_cast<uint8_t*>(c) + i * ldc * esize;
-    const __m512i rt = ep->col_zb ? _mm512_set1_epi32(ep->row_term[i]) : _mm512_setzero_si512();
-    store16(row, _mm512_maskz_loadu_epi32(live0, acc), col0, live0, rt, flags, ep);
-    if (live1) store16(row + 16 * esize, _mm512_maskz_loadu_epi32(live1, acc + 16), col1, live1, rt, flags, ep);
+    const Row16 r{ep->col_zb ? _mm512_set1_epi32(ep->row_term[i]) : _mm512_setzero_si512(),
+                  ep->row_za ? _mm512_set1_epi32(ep->row_za[i]) : _mm512_setzero_si512(),
+                  ep->row_scale ? _mm512_set1_ps(ep->row_scale[i]) : _mm512_setzero_ps()};
+    store16(row, _mm512_maskz_loadu_epi32(live0, acc), col0, live0, r, flags, ep);
+    if (live1) store16(row + 16 * esize, _mm512_maskz_loadu_epi32(live1, acc + 16), col1, live1, r, flags, ep);
   }
 }
 

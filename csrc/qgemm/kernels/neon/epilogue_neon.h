@@ -66,6 +66,10 @@ QGEMM_NEON_INLINE void store_row(void* c, size_t ldc, int i, AccRow<V> r, int n,
   const int kind = (flags & kGemmFinal) ? ep->kind : kOutInt32;
   if (flags & kGemmFinal) {
     for (int q = 0; q < V; ++q) r.v[q] = wrap_sub4(r.v[q], vld1q_s32(ep->col_term + 4 * q));
+    if (ep->row_za) {
+      const int32x4_t za = vdupq_n_s32(ep->row_za[i]);
+      for (int q = 0; q < V; ++q) r.v[q] = vmlsq_s32(r.v[q], vld1q_s32(ep->col_sum + 4 * q), za);
+    }
     if (ep->col_zb) {
       const int32x4_t rt = vdupq_n_s32(ep->row_term[i]);
       for (int q = 0; q < V; ++q) r.v[q] = vmlsq_s32(r.v[q], vld1q_s32(ep->col_zb + 4 * q), rt);
@@ -75,7 +79,9 @@ QGEMM_NEON_INLINE void store_row(void* c, size_t ldc, int i, AccRow<V> r, int n,
     if (kind == kOutFloat32) {
       const float32x4_t lo = vdupq_n_f32(ep->fmin), hi = vdupq_n_f32(ep->fmax);
       for (int q = 0; q < V; ++q) {
-        float32x4_t f = vmulq_f32(vcvtq_f32_s32(r.v[q]), vld1q_f32(ep->col_scale + 4 * q));
+        float32x4_t s = vld1q_f32(ep->col_scale + 4 * q);
+        if (ep->row_scale) s = vmulq_f32(vdupq_n_f32(ep->row_scale[i]), s);
+        float32x4_t f = vmulq_f32(vcvtq_f32_s32(r.v[q]), s);
         if (ep->col_offset) f = vaddq_f32(f, vld1q_f32(ep->col_offset + 4 * q));
         // Compare and select, as the reference's ternaries (fmax/fmin
         // differ from them on NaN and on signed zeros).
@@ -97,9 +103,16 @@ QGEMM_NEON_INLINE void store_row(void* c, size_t ldc, int i, AccRow<V> r, int n,
     const float32x4_t lo = vdupq_n_f32(static_cast<float>(ep->qmin - ep->zero_point));
     const float32x4_t hi = vdupq_n_f32(static_cast<float>(ep->qmax - ep->zero_point));
     for (int q = 0; q < V; ++q) {
+      float32x4_t s = vld1q_f32(ep->col_scale + 4 * q);
+      float32x4_t o = ep->col_offset ? vld1q_f32(ep->col_offset + 4 * q) : vdupq_n_f32(0.0f);
+      if (ep->row_scale) {  // kernels.h: per-tensor numerics element by element
+        const float32x4_t ab = vmulq_f32(vdupq_n_f32(ep->row_scale[i]), s);
+        s = vdivq_f32(ab, vdupq_n_f32(ep->y_scale));
+        o = vdivq_f32(o, ab);
+      }
       float32x4_t f = vcvtq_f32_s32(r.v[q]);
-      if (ep->col_offset) f = vaddq_f32(f, vld1q_f32(ep->col_offset + 4 * q));
-      f = vmulq_f32(f, vld1q_f32(ep->col_scale + 4 * q));
+      if (ep->col_offset) f = vaddq_f32(f, o);
+      f = vmulq_f32(f, s);
       // Clamp in float (maxnm: NaN -> lo, like the reference), then round
       // half to even whatever the FPCR mode.
       f = vminnmq_f32(vmaxnmq_f32(f, lo), hi);

@@ -1,0 +1,131 @@
+// The thread pool and the buffer pool on their own: failures inside tasks,
+// per-thread slots, thread counts, and scratch buffers.
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "qgemm/buffer_pool.h"
+#include "qgemm/thread_pool.h"
+
+using namespace qgemm;
+
+static int g_passed = 0, g_failed = 0;
+
+static void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++g_passed;
+  } else {
+    ++g_failed;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+// A task that throws: the exception reaches the caller after every started
+// task has finished, the tasks not yet started are skipped, and the pool
+// runs the next call normally.
+static void test_task_failure(int threads) {
+  set_num_threads(threads);
+  const std::string tag = " (" + std::to_string(threads) + " threads)";
+  for (size_t failing : {size_t(0), size_t(3), size_t(63)}) {
+    std::atomic<size_t> ran{0}, finished{0};
+    bool caught = false;
+    try {
+      parallel_for(64, [&](size_t t) {
+        ran.fetch_add(1);
+        if (t == failing) throw std::bad_alloc();
+        finished.fetch_add(1);
+      });
+    } catch (const std::bad_alloc&) {
+      caught = true;
+    }
+    check(caught, "bad_alloc from task " + std::to_string(failing) + " reaches the caller" + tag);
+    check(finished.load() + 1 == ran.load(), "every started task finished before the rethrow" + tag);
+    if (failing == 0 && threads == 1) check(ran.load() == 1, "later tasks are skipped after a failure");
+    std::vector<int> hit(100, 0);
+    parallel_for(hit.size(), [&](size_t t) { hit[t] += 1; });
+    check(std::all_of(hit.begin(), hit.end(), [](int h) { return h == 1; }),
+          "the pool runs every task of the next call" + tag);
+  }
+  // The first of several failures wins; the others are dropped.
+  bool caught = false;
+  try {
+    parallel_for(16, [](size_t) { throw std::runtime_error("task failed"); });
+  } catch (const std::runtime_error& e) {
+    caught = std::string(e.what()) == "task failed";
+  }
+  check(caught, "one of many failures is rethrown" + tag);
+}
+
+// Two tasks with the same slot never overlap, and slots stay below the limit.
+static void test_slots(int threads) {
+  set_num_threads(threads);
+  for (size_t max_threads : {size_t(1), size_t(2), size_t(8)}) {
+    std::vector<std::atomic<int>> busy(max_threads);
+    std::atomic<bool> ok{true};
+    parallel_for(200, max_threads, [&](size_t, size_t slot) {
+      if (slot >= max_threads || busy[slot].fetch_add(1) != 0) ok = false;
+      volatile int spin = 0;
+      for (int i = 0; i < 2000; ++i) spin = spin + i;
+      if (slot < max_threads) busy[slot].fetch_sub(1);
+    });
+    check(ok.load(), "slots below " + std::to_string(max_threads) + " and never shared (" +
+                         std::to_string(threads) + " threads)");
+  }
+}
+
+static void test_thread_count() {
+  for (int bad : {0, -1, kMaxThreads + 1}) {
+    bool refused = false;
+    try {
+      set_num_threads(bad);
+    } catch (const std::invalid_argument&) {
+      refused = true;
+    }
+    check(refused, "set_num_threads(" + std::to_string(bad) + ") is refused");
+  }
+  set_num_threads(3);
+  check(get_num_threads() == 3, "set_num_threads(3) holds after the refusals");
+}
+
+static void test_scratch() {
+  for (size_t bytes : {size_t(0), size_t(1), size_t(4096), size_t(3) << 20}) {
+    ScratchBuffer s(bytes);
+    check(s.data() != nullptr && reinterpret_cast<uintptr_t>(s.data()) % 64 == 0,
+          "scratch of " + std::to_string(bytes) + " bytes is 64-byte aligned");
+    std::memset(s.data(), 0xab, bytes);  // writable to the end (ASan checks)
+  }
+  // A released large block is reused by the next request of its size.
+  void* first;
+  {
+    ScratchBuffer s(size_t(3) << 20);
+    first = s.data();
+  }
+  ScratchBuffer again(size_t(3) << 20);
+  check(again.data() == first, "a cached block is reused");
+  ScratchBuffer moved(std::move(again));
+  check(moved.data() == first && again.data() == nullptr, "a moved scratch buffer owns its block once");
+  bool refused = false;
+  try {
+    ScratchBuffer huge(~size_t(0) - 4096);
+  } catch (const std::bad_alloc&) {
+    refused = true;
+  }
+  check(refused, "an impossible size throws bad_alloc");
+}
+
+int main() {
+  for (int threads : {1, 2, 4}) {
+    test_task_failure(threads);
+    test_slots(threads);
+  }
+  test_thread_count();
+  test_scratch();
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed ? 1 : 0;
+}
