@@ -409,6 +409,11 @@ def test_torch_export_is_one_op_per_layer_and_equals_eager():
         xi = torch.randn(rows, 24)
         assert torch.equal(ep.module()(xi), q(xi))
     assert _op.pack_count == packs
+    buf = io.BytesIO()  # saved and loaded: new buffer tensors, packed again on first use
+    torch.export.save(ep, buf)
+    buf.seek(0)
+    assert torch.equal(torch.export.load(buf).module()(x), q(x))
+    assert _op.pack_count == packs + 3
 
 
 def test_fake_implementation_checks_shapes():
