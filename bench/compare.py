@@ -731,7 +731,8 @@ def print_targets():
     rows = []
     for what, value, op, thr in TARGETS:
         ok = None if value is None else (value >= thr if op == ">=" else value <= thr)
-        rows.append([what, "-" if value is None else f"{value:.2f}", f"{op} {thr}",
+        digits = max(2, len(str(thr).partition(".")[2]) + 1)  # 0.995 needs 4 digits to be judged
+        rows.append([what, "-" if value is None else f"{value:.{digits}f}", f"{op} {thr}",
                      "n/a" if ok is None else ("pass" if ok else "MISS")])
     if rows:
         table("targets" + (" (--quick: tiny sizes, one sample: not meaningful)" if ARGS.quick else ""),
