@@ -14,7 +14,8 @@ import qgemm.nn  # noqa: E402
 import qgemm.torch as qt  # noqa: E402
 from qgemm.torch import _op  # noqa: E402
 
-SCHEMES = [dict(per_token=True, act_bits=7), dict(per_token=True, act_bits=8), dict(per_token=False, act_bits=8)]
+SCHEMES = [dict(per_token=True, act_bits=7), dict(per_token=True, act_bits=8), dict(per_token=False, act_bits=8),
+           dict(per_token=False, act_bits=7), dict(per_token=True, act_bits=4)]
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +78,7 @@ def test_close_to_float():
     x = torch.randn(10, 64)
     with torch.no_grad():
         ref = lin(x)
-    for scheme in SCHEMES:
+    for scheme in SCHEMES[:4]:  # 7 and 8 bits
         err = (qt.Linear.from_float(lin, **scheme)(x) - ref).abs().max() / ref.abs().max()
         assert err < 0.03, (scheme, err)
 
@@ -186,6 +187,8 @@ def test_from_float_errors():
         qt.Linear.from_float(float_linear(4, 3), per_token=1)
     with pytest.raises(TypeError, match="act_bits must be an int"):
         qt.Linear.from_float(float_linear(4, 3), act_bits=7.0)
+    with pytest.raises(ValueError, match="act_bits must be in 2..8"):
+        qt.quantize_dynamic(Mlp(), act_bits=9)
     with pytest.raises(ValueError, match="in_features must be an int >= 0"):
         qt.Linear(-1, 3)
 

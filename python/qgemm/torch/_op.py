@@ -12,7 +12,6 @@ in place, which bumps the tensors' version counters).
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -33,15 +32,9 @@ def scheme_kwargs(per_token: Any, act_bits: Any) -> Dict[str, Any]:
         raise TypeError(f"per_token must be a bool, got {per_token!r}")
     if isinstance(act_bits, bool) or not isinstance(act_bits, int):
         raise TypeError(f"act_bits must be an int, got {act_bits!r}")
-    if "per_token" in inspect.signature(qnn.Linear).parameters:
-        return {"per_token": per_token, "act_bits": act_bits}
-    # A qgemm.nn.Linear without the keywords quantizes activations per tensor with 8 bits.
-    if per_token or act_bits != 8:
-        raise NotImplementedError(
-            "this qgemm.nn.Linear quantizes activations per tensor with 8 bits only: "
-            f"per_token={per_token}, act_bits={act_bits} is not available; "
-            "use per_token=False, act_bits=8")
-    return {}
+    if not 2 <= act_bits <= 8:
+        raise ValueError(f"act_bits must be in 2..8, got {act_bits}")
+    return {"per_token": per_token, "act_bits": act_bits}
 
 
 def _version(t: torch.Tensor) -> int:
