@@ -13,7 +13,9 @@ memory-mapped as they are::
                   panels_crc     u32      CRC-32 of the panel bytes
                   meta_nbytes    u32
                   extra_nbytes   u64
-                  reserved       16 zero bytes
+                  zero_points    u32      how many (1 or N)
+                  colsums        u32      how many (ceil(N / nr) * nr)
+                  reserved       8 zero bytes
     offset 64   meta, JSON: the layout tag {kernel, nr, kr, stored} (the GEMM kernel
                 the panels were packed for, its tile width and K grouping, and how
                 values are stored), shape [K, N], dtype, zero_point_per_column,
@@ -43,7 +45,7 @@ from . import _checks, _qgemm
 
 MAGIC = b"\x89QGEMMPB"
 FORMAT_VERSION = 1
-_FIXED = struct.Struct("<8sIIQQIIQ16x")  # the fixed header, 64 bytes
+_FIXED = struct.Struct("<8sIIQQIIQII8x")  # the fixed header, 64 bytes
 _PAGE = 4096
 _MAX_NR, _MAX_KR = 1024, 64  # beyond any kernel's tile: larger values are corrupt
 _MAX_DIM = 1 << 40
@@ -92,7 +94,7 @@ def write(path: PathLike, packed: Any, dtype: str, zero_point: Any, extra: bytes
     zp_at, colsum_at, extra_at, panels_at = _sections(len(meta), zp.size, colsum.size, len(extra))
     head = bytearray(panels_at)
     _FIXED.pack_into(head, 0, MAGIC, FORMAT_VERSION, 0, panels_at, panels.nbytes, zlib.crc32(panels),
-                     len(meta), len(extra))
+                     len(meta), len(extra), zp.size, colsum.size)
     head[_FIXED.size:_FIXED.size + len(meta)] = meta
     head[zp_at:colsum_at] = zp.tobytes()
     head[colsum_at:extra_at] = colsum.tobytes()
@@ -168,8 +170,8 @@ def read(path: PathLike, *, mmap: bool, verify: bool, repack: bool) -> Loaded:
             raise _error(path, "not a qgemm packed-weights file (wrong magic bytes)")
         if len(fixed) < _FIXED.size:
             raise _error(path, f"truncated: {size} bytes, the fixed header alone has {_FIXED.size}")
-        _, version, header_crc, panels_at, panels_nbytes, panels_crc, meta_nbytes, extra_nbytes = \
-            _FIXED.unpack(fixed)
+        (_, version, header_crc, panels_at, panels_nbytes, panels_crc, meta_nbytes, extra_nbytes,
+         zp_stored, colsum_stored) = _FIXED.unpack(fixed)
         if version != FORMAT_VERSION:
             raise _error(path, f"format version {version}; this qgemm reads version {FORMAT_VERSION}")
         if panels_at % _PAGE or not _FIXED.size + meta_nbytes + extra_nbytes <= panels_at <= size:
@@ -194,10 +196,12 @@ def read(path: PathLike, *, mmap: bool, verify: bool, repack: bool) -> Loaded:
         count = -(-n // nr)
         zp_count = n if meta["zero_point_per_column"] else 1
         zp_at, colsum_at, extra_at, expected_at = _sections(meta_nbytes, zp_count, count * nr, extra_nbytes)
-        if expected_at != panels_at or panels_nbytes != count * _round_up(k, kr) * nr:
+        if (expected_at, panels_nbytes, zp_stored, colsum_stored) != (
+                panels_at, count * _round_up(k, kr) * nr, zp_count, count * nr):
             raise _error(path, f"inconsistent sizes: shape {k}x{n} in {nr}-column panels of K groups of "
-                               f"{kr} needs {count * _round_up(k, kr) * nr} panel bytes at {expected_at}, "
-                               f"the header says {panels_nbytes} at {panels_at}")
+                               f"{kr} needs {zp_count} zero point(s), {count * nr} column sums and "
+                               f"{count * _round_up(k, kr) * nr} panel bytes at {expected_at}; the header "
+                               f"says {zp_stored}, {colsum_stored} and {panels_nbytes} at {panels_at}")
         zp = np.frombuffer(head, "<i4", zp_count, zp_at).astype(np.int32)
         lo, hi = _checks.QRANGE[dtype]
         if zp.size and not (lo <= zp.min() and zp.max() <= hi):
