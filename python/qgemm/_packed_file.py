@@ -143,14 +143,77 @@ def _parse_meta(path: str, raw: bytes) -> dict:
     return meta
 
 
-def _read_exact(f: Any, buf: Any, path: str) -> None:
-    view = memoryview(buf).cast("B")
-    got = 0
-    while got < len(view):
-        r = f.readinto(view[got:])
-        if not r:
+def _read_at(fd: int, offset: int, nbytes: int, path: str) -> bytes:
+    """nbytes from offset (one system call for a header: files are opened unbuffered)."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    parts, left = [], nbytes
+    while left:
+        part = os.read(fd, left)
+        if not part:
             raise _error(path, "the file ended early (truncated while reading)")
-        got += r
+        parts.append(part)
+        left -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class _Header(NamedTuple):
+    meta: dict
+    panels_at: int
+    panels_nbytes: int
+    panels_crc: int
+    zero_point: Any     # an int, or an int32 array of N
+    colsum: np.ndarray  # int32, ceil(N / nr) * nr
+    extra: bytes
+
+
+def _read_header(fd: int, size: int, path: str) -> _Header:
+    """The header, checked: magic, version, sizes, checksum, then the contents."""
+    first = _read_at(fd, 0, min(size, _PAGE), path)  # the whole header, unless the extra bytes are large
+    if first[:len(MAGIC)] != MAGIC[:len(first)]:
+        raise _error(path, "not a qgemm packed-weights file (wrong magic bytes)")
+    if len(first) < _FIXED.size:
+        raise _error(path, f"truncated: {size} bytes, the fixed header alone has {_FIXED.size}")
+    (_, version, header_crc, panels_at, panels_nbytes, panels_crc, meta_nbytes, extra_nbytes,
+     zp_stored, colsum_stored) = _FIXED.unpack_from(first)
+    if version != FORMAT_VERSION:
+        raise _error(path, f"format version {version}; this qgemm reads version {FORMAT_VERSION}")
+    if panels_at % _PAGE or not _FIXED.size + meta_nbytes + extra_nbytes <= panels_at <= size:
+        raise _error(path, f"inconsistent sizes in the header (panels at {panels_at}, "
+                           f"meta {meta_nbytes} and extra {extra_nbytes} bytes, file {size} bytes)")
+    if size != panels_at + panels_nbytes:
+        why = "truncated" if size < panels_at + panels_nbytes else "has trailing bytes"
+        raise _error(path, f"{why}: the header says {panels_at + panels_nbytes} bytes, the file has {size}")
+    head = bytearray(first[:panels_at])
+    if panels_at > len(first):
+        head += _read_at(fd, len(first), panels_at - len(first), path)
+    struct.pack_into("<I", head, 12, 0)
+    if zlib.crc32(head) != header_crc:
+        raise _error(path, "the header checksum does not match (the file is corrupt)")
+
+    meta = _parse_meta(path, bytes(head[_FIXED.size:_FIXED.size + meta_nbytes]))
+    k, n = meta["shape"]
+    nr, kr = meta["layout"]["nr"], meta["layout"]["kr"]
+    count = -(-n // nr)
+    zp_count = n if meta["zero_point_per_column"] else 1
+    zp_at, colsum_at, extra_at, expected_at = _sections(meta_nbytes, zp_count, count * nr, extra_nbytes)
+    if (expected_at, panels_nbytes, zp_stored, colsum_stored) != (
+            panels_at, count * _round_up(k, kr) * nr, zp_count, count * nr):
+        raise _error(path, f"inconsistent sizes: shape {k}x{n} in {nr}-column panels of K groups of "
+                           f"{kr} needs {zp_count} zero point(s), {count * nr} column sums and "
+                           f"{count * _round_up(k, kr) * nr} panel bytes at {expected_at}; the header "
+                           f"says {zp_stored}, {colsum_stored} and {panels_nbytes} at {panels_at}")
+    lo, hi = _checks.QRANGE[meta["dtype"]]
+    if meta["zero_point_per_column"]:
+        zero_point: Any = np.frombuffer(head, "<i4", n, zp_at).astype(np.int32)
+        in_range = n == 0 or lo <= zero_point.min() and zero_point.max() <= hi
+    else:
+        zero_point = struct.unpack_from("<i", head, zp_at)[0]
+        in_range = lo <= zero_point <= hi
+    if not in_range:
+        raise _error(path, f"a zero point lies outside {meta['dtype']}'s range")
+    colsum = np.frombuffer(head, "<i4", count * nr, colsum_at).astype(np.int32)
+    return _Header(meta, panels_at, panels_nbytes, panels_crc, zero_point, colsum,
+                   bytes(head[extra_at:extra_at + extra_nbytes]))
 
 
 def _aligned_empty(nbytes: int) -> np.ndarray:
@@ -163,82 +226,50 @@ def _aligned_empty(nbytes: int) -> np.ndarray:
 def read(path: PathLike, *, mmap: bool, verify: bool, repack: bool) -> Loaded:
     """Reads and checks a file (see ``qgemm.load_packed`` for what each flag does)."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        fixed = f.read(_FIXED.size)
-        if fixed[:len(MAGIC)] != MAGIC[:len(fixed)]:
-            raise _error(path, "not a qgemm packed-weights file (wrong magic bytes)")
-        if len(fixed) < _FIXED.size:
-            raise _error(path, f"truncated: {size} bytes, the fixed header alone has {_FIXED.size}")
-        (_, version, header_crc, panels_at, panels_nbytes, panels_crc, meta_nbytes, extra_nbytes,
-         zp_stored, colsum_stored) = _FIXED.unpack(fixed)
-        if version != FORMAT_VERSION:
-            raise _error(path, f"format version {version}; this qgemm reads version {FORMAT_VERSION}")
-        if panels_at % _PAGE or not _FIXED.size + meta_nbytes + extra_nbytes <= panels_at <= size:
-            raise _error(path, f"inconsistent sizes in the header (panels at {panels_at}, "
-                               f"meta {meta_nbytes} and extra {extra_nbytes} bytes, file {size} bytes)")
-        if size != panels_at + panels_nbytes:
-            why = "truncated" if size < panels_at + panels_nbytes else "has trailing bytes"
-            raise _error(path, f"{why}: the header says {panels_at + panels_nbytes} bytes, the file has {size}")
-        head = bytearray(panels_at)
-        f.seek(0)
-        _read_exact(f, head, path)
-        if head[:_FIXED.size] != fixed:
-            raise _error(path, "the file changed while being read")
-        struct.pack_into("<I", head, 12, 0)
-        if zlib.crc32(head) != header_crc:
-            raise _error(path, "the header checksum does not match (the file is corrupt)")
-
-        meta = _parse_meta(path, bytes(head[_FIXED.size:_FIXED.size + meta_nbytes]))
-        layout, dtype = meta["layout"], meta["dtype"]
-        k, n = meta["shape"]
-        nr, kr = layout["nr"], layout["kr"]
-        count = -(-n // nr)
-        zp_count = n if meta["zero_point_per_column"] else 1
-        zp_at, colsum_at, extra_at, expected_at = _sections(meta_nbytes, zp_count, count * nr, extra_nbytes)
-        if (expected_at, panels_nbytes, zp_stored, colsum_stored) != (
-                panels_at, count * _round_up(k, kr) * nr, zp_count, count * nr):
-            raise _error(path, f"inconsistent sizes: shape {k}x{n} in {nr}-column panels of K groups of "
-                               f"{kr} needs {zp_count} zero point(s), {count * nr} column sums and "
-                               f"{count * _round_up(k, kr) * nr} panel bytes at {expected_at}; the header "
-                               f"says {zp_stored}, {colsum_stored} and {panels_nbytes} at {panels_at}")
-        zp = np.frombuffer(head, "<i4", zp_count, zp_at).astype(np.int32)
-        lo, hi = _checks.QRANGE[dtype]
-        if zp.size and not (lo <= zp.min() and zp.max() <= hi):
-            raise _error(path, f"a zero point lies outside {dtype}'s range")
-        colsum = np.frombuffer(head, "<i4", count * nr, colsum_at).astype(np.int32)
-        extra = bytes(head[extra_at:extra_at + extra_nbytes])
-        zero_point = zp if meta["zero_point_per_column"] else int(zp[0])
-
-        ours = dict(_qgemm.packed_layout())
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        size = os.fstat(fd).st_size
+        h = _read_header(fd, size, path)
+        layout, dtype = h.meta["layout"], h.meta["dtype"]
+        k, n = h.meta["shape"]
+        ours = _qgemm.packed_layout()
         if layout["stored"] != ours["stored"]:
             raise _error(path, f"values stored as {layout['stored']!r}, which this qgemm cannot read "
                                f"(it stores {ours['stored']!r})")
         native = layout == ours
         if not native and not repack:
-            raise _error(path, f"packed for {layout['kernel']} (nr={nr}, kr={kr}); this CPU runs "
-                               f"{ours['kernel']} (nr={ours['nr']}, kr={ours['kr']}), and repack=False")
-        if panels_nbytes == 0:  # K or N is 0: nothing to map
+            raise _error(path, f"packed for {layout['kernel']} (nr={layout['nr']}, kr={layout['kr']}); this "
+                               f"CPU runs {ours['kernel']} (nr={ours['nr']}, kr={ours['kr']}), and repack=False")
+        if h.panels_nbytes == 0:  # K or N is 0: nothing to map
             packed = _qgemm.pack(np.zeros((k, n), _checks.QDTYPES[dtype]))
-            return Loaded(packed, dtype, zero_point, meta["extra"], extra, False)
-        mapped = mmap and native
+            return Loaded(packed, dtype, h.zero_point, h.meta["extra"], h.extra, False)
         if mmap:
-            mm = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_READ)
+            mm = _mmap.mmap(fd, 0, access=_mmap.ACCESS_READ)
             if len(mm) != size:
                 raise _error(path, "the file changed while being read")
-            panels = np.frombuffer(mm, np.int8, panels_nbytes, panels_at)
+            panels = np.frombuffer(mm, np.int8, h.panels_nbytes, h.panels_at)
         else:
-            panels = _aligned_empty(panels_nbytes)
-            _read_exact(f, panels, path)
+            panels = _aligned_empty(h.panels_nbytes)
+            os.lseek(fd, h.panels_at, os.SEEK_SET)
+            with open(fd, "rb", buffering=0, closefd=False) as f:
+                got = f.readinto(panels)
+                while got < panels.size:  # a short read is rare, but allowed
+                    more = f.readinto(memoryview(panels)[got:])
+                    if not more:
+                        raise _error(path, "the file ended early (truncated while reading)")
+                    got += more
+    finally:
+        os.close(fd)
+    mapped = mmap and native
     # A copy (or a repack, which reads every page anyway) is always checked.
-    if (verify or not mapped) and zlib.crc32(panels) != panels_crc:
+    if (verify or not mapped) and zlib.crc32(panels) != h.panels_crc:
         raise _error(path, "the checksum of the packed panels does not match (the file is corrupt)")
-    is_u8 = dtype == "uint8"
-    packed = _qgemm.packed_from_panels(panels, k, n, nr, kr, is_u8, colsum, meta["max_abs"])
+    packed = _qgemm.packed_from_panels(panels, k, n, layout["nr"], layout["kr"], dtype == "uint8", h.colsum,
+                                       h.meta["max_abs"])
     if not native:
         # Another CPU's layout: unpack it and pack for this CPU. The new column
         # sums and range must agree with the file's.
         packed = _qgemm.pack(packed.unpack())
-        if not (np.array_equal(np.asarray(packed.colsum)[:n], colsum[:n]) and packed.max_abs == meta["max_abs"]):
+        if not (np.array_equal(np.asarray(packed.colsum)[:n], h.colsum[:n]) and packed.max_abs == h.meta["max_abs"]):
             raise _error(path, "the column sums do not match the panels (the file is corrupt)")
-    return Loaded(packed, dtype, zero_point, meta["extra"], extra, mapped)
+    return Loaded(packed, dtype, h.zero_point, h.meta["extra"], h.extra, mapped)
