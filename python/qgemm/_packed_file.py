@@ -216,6 +216,15 @@ def _read_header(fd: int, size: int, path: str) -> _Header:
                    bytes(head[extra_at:extra_at + extra_nbytes]))
 
 
+def _unpack(panels: np.ndarray, k: int, n: int, nr: int, kr: int, dtype: str) -> np.ndarray:
+    """B (K, N) from panels in any tile's layout [N / nr][K / kr][nr][kr] (pack.h),
+    in one strided copy."""
+    count, groups = -(-n // nr), -(-k // kr)
+    b = panels.reshape(count, groups, nr, kr).transpose(1, 3, 0, 2)  # [K / kr][kr][N / nr][nr]
+    b = np.ascontiguousarray(b).reshape(groups * kr, count * nr)[:k, :n]
+    return b.view(np.uint8) ^ np.uint8(0x80) if dtype == "uint8" else b
+
+
 def _aligned_empty(nbytes: int) -> np.ndarray:
     """An int8 buffer whose data is 64-byte aligned, as packed panels must be."""
     raw = np.empty(nbytes + 64, np.int8)
@@ -264,12 +273,13 @@ def read(path: PathLike, *, mmap: bool, verify: bool, repack: bool) -> Loaded:
     # A copy (or a repack, which reads every page anyway) is always checked.
     if (verify or not mapped) and zlib.crc32(panels) != h.panels_crc:
         raise _error(path, "the checksum of the packed panels does not match (the file is corrupt)")
-    packed = _qgemm.packed_from_panels(panels, k, n, layout["nr"], layout["kr"], dtype == "uint8", h.colsum,
-                                       h.meta["max_abs"])
-    if not native:
+    if native:
+        packed = _qgemm.packed_from_panels(panels, k, n, layout["nr"], layout["kr"], dtype == "uint8",
+                                           h.colsum, h.meta["max_abs"])
+    else:
         # Another CPU's layout: unpack it and pack for this CPU. The new column
         # sums and range must agree with the file's.
-        packed = _qgemm.pack(packed.unpack())
+        packed = _qgemm.pack(_unpack(panels, k, n, layout["nr"], layout["kr"], dtype))
         if not (np.array_equal(np.asarray(packed.colsum)[:n], h.colsum[:n]) and packed.max_abs == h.meta["max_abs"]):
             raise _error(path, "the column sums do not match the panels (the file is corrupt)")
     return Loaded(packed, dtype, h.zero_point, h.meta["extra"], h.extra, mapped)
