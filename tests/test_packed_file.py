@@ -413,7 +413,9 @@ def test_files_move_between_isas(tmp_path, rng, isa):
 
 # ---- nn.Linear --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kw", [{}, {"per_channel": False, "symmetric": False, "dtype": "uint8"}])
+@pytest.mark.parametrize("kw", [{}, {"per_channel": False, "symmetric": False, "dtype": "uint8",
+                                   "per_token": False, "act_bits": 8, "activation": "relu"},
+                                  {"activation": (-0.5, 1.5), "act_bits": 5}])
 @pytest.mark.parametrize("mmap", [True, False])
 def test_linear_round_trip(tmp_path, rng, kw, mmap):
     w = rng.standard_normal((50, 70)).astype(np.float32)
@@ -422,6 +424,7 @@ def test_linear_round_trip(tmp_path, rng, kw, mmap):
     lin.save(tmp_path / "lin.qpk")
     l2 = Linear.load(tmp_path / "lin.qpk", mmap=mmap)
     assert l2._packed._packed.borrowed
+    assert (l2.per_token, l2.act_bits, l2.activation) == (lin.per_token, lin.act_bits, lin.activation)
     assert np.array_equal(l2(x), lin(x))
     assert np.array_equal(l2.weight_q, lin.weight_q)
     assert l2.input_qparams is None

@@ -18,6 +18,7 @@
 #include "qgemm/gemm.h"
 #include "qgemm/pack.h"
 #include "qgemm/quantize.h"
+#include "qgemm/quantize_dynamic.h"
 #include "qgemm/thread_pool.h"
 
 namespace py = pybind11;
@@ -262,15 +263,26 @@ void py_matmul(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array ou
           std::nullopt, 0, -128, 127, -INFINITY, INFINITY, std::nullopt, std::nullopt, 1.0f);
 }
 
-// A dynamically quantized Linear in one call: the batch's range (NaN
-// ignored), uint8 affine parameters exactly as qparams_from_range chooses
-// them, quantize into a scratch buffer, then the exact GEMM with
-// a dequantizing epilogue y = acc * (sx * w_scale[j]) + bias[j], clamped.
-// The scratch comes from the bounded buffer pool (buffer_pool.h).
-// Returns (sx, zx). Python-side, each of these steps costs microseconds.
-py::tuple py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale,
-                            std::optional<F32> bias, float fmin, float fmax, py::array y) {
+// The rule for the data of dynamic quantization (NaN ignored, infinity and
+// all-NaN refused), as ValueErrors.
+void require_usable_range(DynamicStatus status) {
+  require(status != DynamicStatus::not_finite,
+          "x contains infinity, or a range too wide for float32 parameters: no finite scale represents it");
+  require(status != DynamicStatus::no_number,
+          "x has no finite value (all NaN) in a row or in all: there is no range to choose parameters from");
+}
+
+// A dynamically quantized Linear in one call: uint8 affine parameters of
+// act_bits bits from each row's range (per_token) or the batch's, NaN ignored,
+// exactly as quantize_dynamic chooses them; quantize into a scratch buffer
+// (from the bounded buffer pool when large); then the exact GEMM with a dequantizing epilogue
+// y = acc * (sx * w_scale[j]) + bias[j], clamped. Codes of at most 7 bits
+// prove the range-proven kernel exact without reading them again.
+// Python-side, each of these steps costs microseconds.
+void py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale, std::optional<F32> bias,
+                       float fmin, float fmax, py::array y, bool per_token, int act_bits) {
   require(is_dtype(x, 'f', 4) && c_contiguous(x) && x.ndim() == 2, "x must be 2-D C-contiguous float32");
+  require(act_bits >= 2 && act_bits <= 8, "act_bits must be in 2..8");
   const size_t rows = x.shape(0), k = x.shape(1), n = p.b.n;
   require(k == p.b.k, "x and the weights differ in k");
   require(static_cast<size_t>(w_scale.size()) == n, "w_scale needs one value per column");
@@ -281,29 +293,65 @@ py::tuple py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale
   const bool zb_per_column = zb.size() != 1;
   require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
   const int32_t* zbs = zb.data();
-  AffineParams qp{1.0f, 0};
-  bool finite = true;
+  DynamicStatus status = DynamicStatus::ok;
   {
     py::gil_scoped_release nogil;
     const Kernels& kern = active_kernels();
-    float lo = 0, hi = 0;
-    minmax(xs, rows * k, &lo, &hi, kern.quant);
-    if (lo > hi) lo = hi = 0;  // no number at all (empty, or all NaN)
-    finite = std::isfinite(lo) && std::isfinite(hi);
-    if (finite) {
-      qp = affine_u8_params(lo, hi);
-      const ScratchBuffer xq(rows * k);  // pooled when large, never kept per thread
-      quantize(xs, xq.data(), QDtype::u8, {rows * k, 1, 1}, &qp.scale, &qp.zero_point, kern.quant);
-      std::vector<float> col_scale(n);
-      for (size_t j = 0; j < n; ++j) col_scale[j] = qp.scale * ws[j];
+    DynamicScheme scheme;
+    scheme.bits = act_bits;
+    scheme.per_row = per_token;
+    const ScratchBuffer xq(rows * k);
+    std::vector<float> sx(per_token ? rows : 1);
+    std::vector<int32_t> zx(per_token ? rows : 1);
+    status = quantize_dynamic(xs, rows, k, scheme, xq.data(), sx.data(), zx.data(), kern.quant);
+    if (status == DynamicStatus::ok) {
       GemmOutput o = proto;
-      o.scale = col_scale.data();
       AOperand A{xq.as<uint8_t>(), true, 1, rows, k, 0, static_cast<ptrdiff_t>(k), 1};
-      gemm(kern.gemm, A, qp.zero_point, p.b, zbs, zb_per_column, o);
+      A.max_stored = (1 << act_bits) - 1;
+      std::vector<float> col_scale;
+      if (per_token) {  // scale sx[i] * w_scale[j] formed in the epilogue
+        A.row_zero_point = zx.data();
+        o.row_scale = sx.data();
+      } else {
+        col_scale.resize(n);
+        for (size_t j = 0; j < n; ++j) col_scale[j] = sx[0] * ws[j];
+        o.scale = col_scale.data();
+      }
+      gemm(kern.gemm, A, per_token ? 0 : zx[0], p.b, zbs, zb_per_column, o);
     }
   }
-  require(finite, "x contains infinity: no finite scale represents it");
-  return py::make_tuple(qp.scale, qp.zero_point);
+  require_usable_range(status);
+}
+
+// Dynamic quantization of x (rows, k) into q (rows, k): scale and zero_point
+// receive one value per row (per_row) or one.
+void py_quantize_dynamic(py::array x, py::array q, py::array_t<float> scale, py::array_t<int32_t> zero_point,
+                         int bits, bool symmetric, bool per_row) {
+  require(is_dtype(x, 'f', 4) && c_contiguous(x) && x.ndim() == 2, "x must be 2-D C-contiguous float32");
+  require(c_contiguous(q) && q.writeable() && q.ndim() == 2 && q.shape(0) == x.shape(0) &&
+              q.shape(1) == x.shape(1), "q must be a writeable C-contiguous array shaped like x");
+  require(bits >= 2 && bits <= 8, "bits must be in 2..8");
+  const size_t rows = x.shape(0), k = x.shape(1);
+  const size_t params = per_row ? rows : 1;
+  require(scale.writeable() && c_contiguous(scale) && static_cast<size_t>(scale.size()) == params &&
+              zero_point.writeable() && c_contiguous(zero_point) &&
+              static_cast<size_t>(zero_point.size()) == params,
+          "scale and zero_point need one value per row (per_row) or one");
+  DynamicScheme scheme;
+  scheme.dtype = qdtype_of(q);
+  scheme.bits = bits;
+  scheme.symmetric = symmetric;
+  scheme.per_row = per_row;
+  const float* xs = static_cast<const float*>(x.data());
+  void* qs = q.mutable_data();
+  float* ss = scale.mutable_data();
+  int32_t* zs = zero_point.mutable_data();
+  DynamicStatus status;
+  {
+    py::gil_scoped_release nogil;
+    status = quantize_dynamic(xs, rows, k, scheme, qs, ss, zs, active_kernels().quant);
+  }
+  require_usable_range(status);
 }
 
 // An uninitialized C-ordered array whose memory comes from the buffer pool
@@ -404,6 +452,7 @@ PYBIND11_MODULE(_qgemm, m) {
   m.def("packed_layout", &py_packed_layout);
   m.def("matmul", &py_matmul);
   m.def("linear_dynamic", &py_linear_dynamic);
+  m.def("quantize_dynamic", &py_quantize_dynamic);
   m.def("requantize", &py_requantize, py::arg("acc"), py::arg("out"), py::arg("kind"),
         py::arg("bias") = py::none(), py::arg("scale") = py::none(), py::arg("offset") = py::none(),
         py::arg("mult") = py::none(), py::arg("shift") = py::none(), py::arg("zero_point") = 0,

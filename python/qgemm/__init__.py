@@ -16,7 +16,7 @@ import numpy as np
 from . import _qgemm, nn, observers
 from ._version import __version__
 from .gemm import PackedMatrix, load_packed, matmul, pack
-from .quantization import QParams, choose_qparams, dequantize, qparams_from_range, quantize
+from .quantization import QParams, choose_qparams, dequantize, qparams_from_range, quantize, quantize_dynamic
 from .qtensor import QTensor
 from .requant import qlinear_matmul, quantize_multiplier, requantize
 
@@ -30,6 +30,7 @@ __all__ = [
     "choose_qparams",
     "qparams_from_range",
     "quantize",
+    "quantize_dynamic",
     "dequantize",
     "pack",
     "load_packed",

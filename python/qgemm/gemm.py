@@ -197,7 +197,7 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
     m = a3.shape[1]
     shape = av.shape[:-2] + ((m,) if not a_vector else ()) + ((n,) if not b_vector else ())
     rows = a3.shape[0] * m
-    c = _out.buffer(out, shape, np.dtype(np.int32), a3)
+    c = _out.buffer(out, shape, np.dtype(np.int32), a3, za_rows)
     if rows and n:
         if za_rows is None:
             _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n))

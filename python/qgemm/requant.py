@@ -284,7 +284,7 @@ def qlinear_matmul(a: Any, a_scale: Any, a_zero_point: Any, b: Union[Any, Packed
         raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has K={k}")
     shape = av.shape[:-1] + (n,)
     rows = a3.shape[0] * a3.shape[1]
-    c = _out.buffer(out, shape, np.dtype(out_name), a3)
+    c = _out.buffer(out, shape, np.dtype(out_name), a3, *kw.values())  # per-row parameters too
     if rows and n:
         _qgemm.gemm(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n), **kw)
     return _out.result(out, c)
@@ -356,7 +356,7 @@ def requantize(acc: Any, multiplier: Any = None, zero_point: int = 0, dtype: Any
     # The native stage reads rows at a non-negative stride of whole int32s.
     if a2.size and (a2.strides[1] != 4 or a2.strides[0] < 0 or a2.strides[0] % 4):
         a2 = np.ascontiguousarray(a2)
-    c = _out.buffer(out, accv.shape, np.dtype(name), a2)
+    c = _out.buffer(out, accv.shape, np.dtype(name), a2, *kw.values())
     if rows and n:
         _qgemm.requantize(a2, c.reshape(rows, n), **kw)
     return _out.result(out, c)

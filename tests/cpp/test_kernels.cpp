@@ -527,6 +527,13 @@ static void test_range_proof(const Kernels& kern) {
     a[2 * K + 9] = a128;  // one element of the last row past 127
     check(&choose_kernel(k, A, pf) == &k, std::string(k.name) + " range proof: one A of 128 with B of -128");
     check(&choose_kernel(k, A, p64) == proven, std::string(k.name) + " range proof: any A, |B| <= 64");
+    // A bound the caller knows (codes of 7 bits) is taken as proof, without
+    // reading A: the row with a 128 is not looked at.
+    AOperand known = A;
+    known.max_stored = 127;
+    check(&choose_kernel(k, known, pf) == proven, std::string(k.name) + " range proof: A known within 7 bits");
+    known.max_stored = 128;
+    check(&choose_kernel(k, known, pf) == &k, std::string(k.name) + " range proof: A known within 8 bits");
     // B packed for one call: its second layout would cost more than 3 rows gain.
     PackedB once = pack_b({b64.data(), K, N, ptrdiff_t(N), 1, false}, k.nr, k.kr);
     once.single_use = true;
