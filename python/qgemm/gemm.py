@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _checks, _out, _qgemm
+from . import _checks, _out, _packed_file, _qgemm
 
 ZeroPoint = Union[int, np.ndarray]
 
@@ -18,7 +19,8 @@ class PackedMatrix:
 
     The packed data takes one byte per element (plus padding to whole tiles)
     and 4 bytes per column. It pickles (as the original matrix; it is packed
-    again on load, for whatever CPU loads it).
+    again on load, for whatever CPU loads it). :meth:`save` writes it as it is
+    to a file that :func:`qgemm.load_packed` memory-maps.
 
     On CPUs whose exact kernel is the AVX2 one (no VNNI), a call whose inputs
     provably cannot saturate int16 pair sums (activations within 7 bits, or B
@@ -35,15 +37,28 @@ class PackedMatrix:
         if a.ndim != 2:
             raise ValueError(f"b must be 2-D (K, N), got shape {a.shape}")
         self._dtype = _checks.qname(a)
+        self._set_zero_point(zero_point, a.shape[1])
+        self._packed = _qgemm.pack(a, _single_use)
+        self._shape = (int(a.shape[0]), int(a.shape[1]))
+
+    def _set_zero_point(self, zero_point: ZeroPoint, n: int) -> None:
         # isinstance first: np.ndim costs close to a microsecond, a small matmul's budget.
         self._zp_scalar = isinstance(zero_point, (int, np.integer)) or np.ndim(zero_point) == 0
         if self._zp_scalar:
             zp = _checks.zero_point_scalar(zero_point, self._dtype, "zero_point")
             self._zero_point = np.array([zp], np.int32)
         else:
-            self._zero_point = _checks.zero_points(zero_point, a.shape[1], self._dtype, "zero_point")
-        self._packed = _qgemm.pack(a, _single_use)
-        self._shape = (int(a.shape[0]), int(a.shape[1]))
+            self._zero_point = _checks.zero_points(zero_point, n, self._dtype, "zero_point")
+
+    @classmethod
+    def _from_native(cls, packed: Any, dtype: str, zero_point: ZeroPoint) -> "PackedMatrix":
+        """Wraps a native packed B (one read from a file) without packing again."""
+        self = cls.__new__(cls)
+        self._dtype = dtype
+        self._set_zero_point(zero_point, packed.n)
+        self._packed = packed
+        self._shape = (int(packed.k), int(packed.n))
+        return self
 
     @property
     def shape(self) -> Tuple[int, int]:
@@ -68,6 +83,12 @@ class PackedMatrix:
         """The original (K, N) matrix."""
         return self._packed.unpack()
 
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Writes the packed matrix to ``path`` as it is, in this CPU's layout (one
+        file, replaced atomically): :func:`load_packed` maps it back without
+        packing again."""
+        _packed_file.write(path, self._packed, self._dtype, self.zero_point)
+
     def __reduce__(self):
         return (PackedMatrix, (self.unpack(), self.zero_point))
 
@@ -81,6 +102,35 @@ def pack(b: Any, zero_point: ZeroPoint = 0) -> PackedMatrix:
     ``zero_point``: an int, or one per column (N,).
     """
     return PackedMatrix(b, zero_point)
+
+
+def load_packed(path: Union[str, "os.PathLike[str]"], mmap: bool = True, verify: bool = False,
+                repack: bool = True) -> PackedMatrix:
+    """A :class:`PackedMatrix` from a file :meth:`PackedMatrix.save` wrote.
+
+    ``mmap=True``: when the file holds this CPU's layout (the same GEMM kernel,
+    tile and stored values: a file saved on a CPU of the same ISA level), its
+    packed panels are memory-mapped, not copied: loading costs microseconds
+    and no memory until a matmul reads the pages, which the OS then shares
+    among all processes that map the same file. The mapping lives as long as
+    the matrix. The header, zero points and column sums are checked
+    (checksum, sizes, layout), the panels are not (that would read them all);
+    ``verify=True`` checks their checksum too. The file must not be changed
+    while mapped (:meth:`PackedMatrix.save` replaces a file, it never writes
+    into it, so saving anew is safe).
+
+    ``mmap=False``: the panels are read into memory and their checksum checked.
+
+    A file of another layout (saved on a CPU with another kernel, e.g. AVX2 vs
+    AVX-512 VNNI) is unpacked from its stored layout, checked (checksum of
+    the panels, column sums) and packed for this CPU: a pack's cost, nothing
+    mapped. ``repack=False`` refuses it (ValueError) instead.
+
+    A corrupt, truncated, or unreadable file (another format version, an
+    unknown stored layout) raises ValueError saying what is wrong.
+    """
+    f = _packed_file.read(path, mmap=mmap, verify=verify, repack=repack)
+    return PackedMatrix._from_native(f.packed, f.dtype, f.zero_point)
 
 
 def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) -> PackedMatrix:
