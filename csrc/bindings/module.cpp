@@ -6,13 +6,17 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "qgemm/buffer_pool.h"
 #include "qgemm/cpu.h"
 #include "qgemm/gemm.h"
+#include "qgemm/gemm_batched.h"
 #include "qgemm/pack.h"
 #include "qgemm/quantize.h"
 #include "qgemm/quantize_dynamic.h"
@@ -107,6 +111,49 @@ py::array py_unpack(const PyPackedB& p) {
 using I32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
+// The packed panels as a flat int8 array that views them (no copy) and keeps
+// `self` alive: for writing them to a file.
+py::array py_panels(py::object self) {
+  const PackedB& b = self.cast<const PyPackedB&>().b;
+  return py::array(py::dtype("int8"), {static_cast<py::ssize_t>(b.bytes())}, {1}, b.data.get(), self);
+}
+
+// A PackedB over panels held by `panels` (a 1-D int8 array: a memory-mapped
+// file or a buffer read from one), which it keeps alive; python/qgemm/_packed_file.py
+// has checked the file. The checks here keep a misuse from reading out of bounds.
+PyPackedB py_packed_from_panels(py::array panels, size_t k, size_t n, int nr, int kr, bool is_u8,
+                                py::array_t<int32_t, py::array::c_style> colsum, int max_abs) {
+  require(is_dtype(panels, 'i', 1) && panels.ndim() == 1 && c_contiguous(panels), "panels must be 1-D int8");
+  require(nr >= 1 && nr <= 1024 && kr >= 1 && kr <= 64 && max_abs >= 0 && max_abs <= 128,
+          "nr, kr or max_abs out of range");
+  require(k < (size_t(1) << 40) && n < (size_t(1) << 40), "k or n too large");
+  const size_t k_padded = (k + kr - 1) / kr * kr, count = (n + nr - 1) / nr;
+  require(k_padded == 0 || count <= SIZE_MAX / nr / k_padded, "panel size overflows");
+  require(static_cast<size_t>(panels.size()) == count * k_padded * nr, "panels have the wrong size");
+  require(static_cast<size_t>(colsum.size()) == count * nr, "colsum has the wrong size");
+  require(reinterpret_cast<uintptr_t>(panels.data()) % 64 == 0, "panels must be 64-byte aligned");
+  // The reference to the array is dropped with the GIL held, whichever thread lets go.
+  std::shared_ptr<const void> owner(new py::object(panels), [](const void* o) {
+    py::gil_scoped_acquire gil;
+    delete static_cast<const py::object*>(o);
+  });
+  std::vector<int32_t> sums(colsum.data(), colsum.data() + colsum.size());
+  return PyPackedB{packed_b_from_panels(k, n, nr, kr, is_u8, static_cast<const int8_t*>(panels.data()),
+                                        std::move(sums), max_abs, std::move(owner))};
+}
+
+// The packed layout of B on this CPU: what a file of packed panels must name
+// to be mapped as it is.
+py::dict py_packed_layout() {
+  const GemmKernel& k = active_kernels().gemm;
+  py::dict d;
+  d["kernel"] = k.name;
+  d["nr"] = k.nr;
+  d["kr"] = k.kr;
+  d["stored"] = kPackedBStored;
+  return d;
+}
+
 // A per-column parameter: nullptr for None, else exactly n values.
 template <class T>
 const T* column_values(const std::optional<py::array_t<T, py::array::c_style | py::array::forcecast>>& v,
@@ -168,28 +215,76 @@ void set_row_scale(GemmOutput& o, const std::optional<F32>& row_scale, size_t ro
   o.y_scale = y_scale;
 }
 
-// a: (batch, m, k) any strides; out: (batch * m, n). za_rows: one zero
-// point of A per row (batch * m), or None for za.
-void py_gemm(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out, int kind,
+// Item i of a batch of matrices: the byte offset of each index of the
+// leading (batch) dimensions of x, in C order (zero strides repeat an item).
+std::vector<ptrdiff_t> batch_offsets(const py::array& x) {
+  const int lead = static_cast<int>(x.ndim()) - 2;
+  size_t count = 1;
+  for (int d = 0; d < lead; ++d) count *= static_cast<size_t>(x.shape(d));
+  std::vector<ptrdiff_t> offsets(count);
+  std::vector<size_t> index(lead > 0 ? lead : 0, 0);
+  ptrdiff_t at = 0;
+  for (size_t i = 0; i < count; ++i) {
+    offsets[i] = at;
+    for (int d = lead - 1; d >= 0; --d) {  // next index, odometer style
+      at += x.strides(d);
+      if (++index[d] < static_cast<size_t>(x.shape(d))) break;
+      at -= x.strides(d) * x.shape(d);
+      index[d] = 0;
+    }
+  }
+  return offsets;
+}
+
+// out: (rows, n) where rows covers every row of a. za_rows: one zero point
+// of A per row, or None for za.
+// b a PackedB: a is (batch, m, k), any strides, its rows flattened.
+// b an int8/uint8 array (..., k, n): a is (..., m, k) with the same leading
+// (batch) shape, any strides (zero ones for broadcast items); each item's B
+// is packed inside the call (gemm_batched.h).
+void py_gemm(py::array a, int32_t za, py::object b, I32 zb, py::array out, int kind,
              std::optional<I32> bias, std::optional<F32> scale, std::optional<F32> offset,
              std::optional<I32> mult, std::optional<I32> shift, int32_t zero_point, int32_t qmin,
              int32_t qmax, float fmin, float fmax, std::optional<I32> za_rows,
              std::optional<F32> row_scale, float y_scale) {
-  require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
-  require(static_cast<size_t>(a.shape(2)) == p.b.k, "a and b differ in k");
   const bool a_u8 = qdtype_of(a) == QDtype::u8;
-  const size_t batch = a.shape(0), m = a.shape(1), n = p.b.n;
+  const bool packed = py::isinstance<PyPackedB>(b);
+  py::array braw = packed ? py::array() : py::array(b);
+  if (!packed) {
+    require(braw.ndim() >= 2 && braw.ndim() == a.ndim(), "a and b need the same number of dimensions");
+    for (int i = 0; i + 2 < a.ndim(); ++i) require(a.shape(i) == braw.shape(i), "a and b differ in batch shape");
+  } else {
+    require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
+  }
+  const int d = static_cast<int>(a.ndim());
+  const size_t k = packed ? b.cast<const PyPackedB&>().b.k : braw.shape(d - 2);
+  const size_t n = packed ? b.cast<const PyPackedB&>().b.n : braw.shape(d - 1);
+  const size_t m = a.shape(d - 2);
+  require(static_cast<size_t>(a.shape(d - 1)) == k, "a and b differ in k");
+  size_t all_rows = m;  // every row of every batch item
+  for (int i = 0; i + 2 < d; ++i) all_rows *= a.shape(i);
   const bool zb_per_column = zb.size() != 1;
   require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
-  GemmOutput o = make_output(out, batch * m, n, kind, bias, scale, offset, mult, shift,
+  GemmOutput o = make_output(out, all_rows, n, kind, bias, scale, offset, mult, shift,
                              zero_point, qmin, qmax, fmin, fmax);
-  set_row_scale(o, row_scale, batch * m, y_scale);
-  require(!za_rows || static_cast<size_t>(za_rows->size()) == batch * m, "za_rows needs one value per row");
-  AOperand A{static_cast<const uint8_t*>(a.data()), a_u8, batch, m, p.b.k,
-             a.strides(0), a.strides(1), a.strides(2), za_rows ? za_rows->data() : nullptr};
+  set_row_scale(o, row_scale, all_rows, y_scale);
+  require(!za_rows || static_cast<size_t>(za_rows->size()) == all_rows, "za_rows needs one value per row");
   const int32_t* zbs = zb.data();
+  const int32_t* zas = za_rows ? za_rows->data() : nullptr;
+  const uint8_t* adata = static_cast<const uint8_t*>(a.data());
+  if (packed) {
+    const PyPackedB& p = b.cast<const PyPackedB&>();
+    AOperand A{adata, a_u8, static_cast<size_t>(a.shape(0)), m, k, a.strides(0), a.strides(1), a.strides(2), zas};
+    py::gil_scoped_release nogil;
+    gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
+    return;
+  }
+  const std::vector<ptrdiff_t> a_off = batch_offsets(a), b_off = batch_offsets(braw);
+  const MatrixBatch A{adata, a_off.data(), a_off.size(), m, k, a.strides(d - 2), a.strides(d - 1), a_u8};
+  const MatrixBatch B{static_cast<const uint8_t*>(braw.data()), b_off.data(), b_off.size(), k, n,
+                      braw.strides(d - 2), braw.strides(d - 1), qdtype_of(braw) == QDtype::u8};
   py::gil_scoped_release nogil;
-  gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
+  gemm_batched(active_kernels().gemm, A, za, zas, B, zbs, zb_per_column, o);
 }
 
 // acc: (rows, n) int32 with unit column stride.
@@ -212,8 +307,8 @@ void py_requantize(py::array acc, py::array out, int kind, std::optional<I32> bi
 
 // The int32 case of py_gemm with a short argument list: small calls are
 // dominated by argument conversion.
-void py_matmul(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out) {
-  py_gemm(a, za, p, zb, out, kOutInt32, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+void py_matmul(py::array a, int32_t za, py::object b, I32 zb, py::array out) {
+  py_gemm(a, za, std::move(b), zb, out, kOutInt32, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
           std::nullopt, 0, -128, 127, -INFINITY, INFINITY, std::nullopt, std::nullopt, 1.0f);
 }
 
@@ -392,8 +487,18 @@ PYBIND11_MODULE(_qgemm, m) {
       .def_property_readonly("nbytes", [](const PyPackedB& p) {
         return packed_bytes(p.b);
       })
+      .def_property_readonly("nr", [](const PyPackedB& p) { return p.b.nr; })
+      .def_property_readonly("kr", [](const PyPackedB& p) { return p.b.kr; })
+      .def_property_readonly("max_abs", [](const PyPackedB& p) { return p.b.max_abs; })
+      .def_property_readonly("borrowed", [](const PyPackedB& p) { return bool(p.b.data.get_deleter().owner); })
+      .def_property_readonly("colsum", [](const PyPackedB& p) {
+        return py::array_t<int32_t>(static_cast<py::ssize_t>(p.b.colsum.size()), p.b.colsum.data());
+      })
+      .def("panels", &py_panels)
       .def("unpack", &py_unpack);
   m.def("pack", &py_pack, py::arg("b"), py::arg("single_use") = false);
+  m.def("packed_from_panels", &py_packed_from_panels);
+  m.def("packed_layout", &py_packed_layout);
   m.def("matmul", &py_matmul);
   m.def("linear_dynamic", &py_linear_dynamic);
   m.def("quantize_dynamic", &py_quantize_dynamic);

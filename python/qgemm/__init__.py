@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _qgemm, nn, observers
 from ._version import __version__
-from .gemm import PackedMatrix, matmul, pack
+from .gemm import PackedMatrix, load_packed, matmul, pack
 from .quantization import QParams, choose_qparams, dequantize, qparams_from_range, quantize, quantize_dynamic
 from .qtensor import QTensor
 from .requant import qlinear_matmul, quantize_multiplier, requantize
@@ -33,6 +33,7 @@ __all__ = [
     "quantize_dynamic",
     "dequantize",
     "pack",
+    "load_packed",
     "matmul",
     "qlinear_matmul",
     "requantize",

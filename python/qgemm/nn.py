@@ -21,18 +21,21 @@ quantized int8/uint8 in, quantized out through :func:`qgemm.qlinear_matmul`.
 
 from __future__ import annotations
 
+import io
 import math
-from typing import Any, Dict, Iterable, Optional
+import os
+from typing import Any, Dict, Iterable, Optional, Union
 
 import numpy as np
 
-from . import _checks, _memory, _qgemm
+from . import _checks, _memory, _packed_file, _qgemm
 from .gemm import PackedMatrix, pack
 from .observers import MinMax, Observer
 from .quantization import QParams, _check_bits, choose_qparams, quantize
 from .requant import Activation, _activation_bounds, qlinear_matmul
 
 
+_LINEAR_STATE = "qgemm.nn.Linear state_dict, npz"  # the extra bytes of a Linear's file
 _SAVED = object()  # from_state_dict's default: the activation stored in the state dict
 
 
@@ -46,20 +49,31 @@ def _saved_activation(d: Dict[str, Any]) -> Activation:
 class Linear:
     """``y = x @ weight.T + bias`` with ``weight`` (out_features, in_features) quantized to int8."""
 
-    def __init__(self, weight_q: np.ndarray, weight_qparams: QParams, bias: Optional[np.ndarray] = None,
-                 activation: Activation = None, *, per_token: bool = True, act_bits: int = 7):
-        """``per_token``/``act_bits``: dynamic mode's activation scheme (see the module doc)."""
+    def __init__(self, weight_q: Union[np.ndarray, PackedMatrix], weight_qparams: QParams,
+                 bias: Optional[np.ndarray] = None, activation: Activation = None, *, per_token: bool = True,
+                 act_bits: int = 7):
+        """``weight_q``: (out_features, in_features) int8/uint8, or already packed: a
+        :class:`PackedMatrix` of its transpose with the weight zero points (as
+        :meth:`load` gives; :attr:`weight_q` is then unpacked when asked for).
+        ``per_token``/``act_bits``: dynamic mode's activation scheme (see the module doc)."""
         if not isinstance(per_token, (bool, np.bool_)):
             raise TypeError(f"per_token must be a bool, got {per_token!r}")
         self.per_token = bool(per_token)
         self.act_bits = _check_bits(act_bits)
-        w = _checks.quantized_array(weight_q, "weight_q")
-        if w.ndim != 2:
+        packed = weight_q if isinstance(weight_q, PackedMatrix) else None
+        w = None if packed is not None else _checks.quantized_array(weight_q, "weight_q")
+        if w is not None and w.ndim != 2:
             raise ValueError(f"weight_q must be 2-D (out_features, in_features), got shape {w.shape}")
         if weight_qparams.axis not in (None, 0):
             raise ValueError("weight_qparams must be per tensor or per output channel (axis=0)")
-        self.out_features, self.in_features = w.shape
-        self.weight_q = w
+        self.in_features, self.out_features = packed.shape if packed is not None else w.shape[::-1]
+        if packed is not None:
+            zp = np.broadcast_to(np.asarray(weight_qparams.zero_point, np.int32), (self.out_features,))
+            if packed.dtype.name != weight_qparams.dtype or not np.array_equal(
+                    np.broadcast_to(packed.zero_point, (self.out_features,)), zp):
+                raise ValueError(f"weight_q is packed as {packed.dtype} with zero point {packed.zero_point!r}, "
+                                 f"weight_qparams say {weight_qparams.dtype} with {weight_qparams.zero_point!r}")
+        self._weight_q = w
         self.weight_qparams = weight_qparams
         self.bias = None if bias is None else _checks.float_array(bias, "bias").astype(np.float32)
         if self.bias is not None and self.bias.shape != (self.out_features,):
@@ -68,11 +82,16 @@ class Linear:
         self.input_qparams: Optional[QParams] = None
         self.output_qparams: Optional[QParams] = None
         # B = W.T (in, out), packed once; per-channel weight zero points become per column.
-        self._packed: PackedMatrix = pack(w.T, weight_qparams.zero_point)
+        self._packed: PackedMatrix = packed if packed is not None else pack(w.T, weight_qparams.zero_point)
         self._w_scale = np.broadcast_to(np.asarray(weight_qparams.scale, np.float32),
                                         (self.out_features,)).copy()
         # Dynamic mode's output stage, minus the per-call activation scale.
         self._fmin, self._fmax = _activation_bounds(activation, None, 0, 0, 0, quantized=False)
+
+    @property
+    def weight_q(self) -> np.ndarray:
+        """The int8/uint8 weights (out_features, in_features)."""
+        return self._weight_q if self._weight_q is not None else self._packed.unpack().T
 
     # ---- construction ---------------------------------------------------------
 
@@ -221,7 +240,7 @@ class Linear:
         before ``per_token``/``act_bits`` existed) gets that era's: per tensor, 8 bits."""
         if activation is _SAVED:
             activation = _saved_activation(d)
-        wq = np.asarray(d["weight_q"])
+        wq = d["weight_q"] if isinstance(d["weight_q"], PackedMatrix) else np.asarray(d["weight_q"])
         axis = int(d["weight_axis"])
         if axis < 0:
             qp = QParams(np.float32(d["weight_scale"]), int(d["weight_zero_point"]), wq.dtype.name, None)
@@ -235,7 +254,10 @@ class Linear:
         """Loads static parameters and the dynamic scheme (weights and activation
         are replaced when they differ)."""
         activation = _saved_activation(d) if "activation" in d else self.activation
-        if not np.array_equal(np.asarray(d["weight_q"]), self.weight_q) or activation != self.activation:
+        w = d["weight_q"]
+        same_weights = w is self._packed or (not isinstance(w, PackedMatrix)
+                                             and np.array_equal(np.asarray(w), self.weight_q))
+        if not same_weights or activation != self.activation:
             fresh = Linear.from_state_dict({k: v for k, v in d.items() if not k.startswith(("input", "output"))},
                                            activation)
             self.__dict__.update(fresh.__dict__)
@@ -251,9 +273,38 @@ class Linear:
                 setattr(self, f"{name}_qparams", qp)
         return self
 
+    # ---- files ----------------------------------------------------------------------
+
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Writes the layer to one file: its packed weights as
+        :meth:`PackedMatrix.save` writes them, and everything else
+        :meth:`state_dict` holds (scales, bias, scheme, activation, static parameters)."""
+        state = {k: v for k, v in self.state_dict().items() if k != "weight_q"}
+        buf = io.BytesIO()
+        np.savez(buf, **state)
+        _packed_file.write(path, self._packed._packed, self._packed.dtype.name, self._packed.zero_point,
+                           extra=buf.getvalue(), extra_kind=_LINEAR_STATE)
+
+    @classmethod
+    def load(cls, path: Union[str, "os.PathLike[str]"], mmap: bool = True, verify: bool = False) -> "Linear":
+        """The layer :meth:`save` wrote. The packed weights are memory-mapped (or
+        repacked for another CPU, or read with ``mmap=False``) exactly as
+        :func:`qgemm.load_packed` does; the rest goes through :meth:`from_state_dict`."""
+        f = _packed_file.read(path, mmap=mmap, verify=verify, repack=True)
+        if f.extra_kind != _LINEAR_STATE:
+            raise ValueError(f"{os.fspath(path)!r} holds a packed matrix, not a Linear layer "
+                             "(load it with qgemm.load_packed)")
+        try:
+            with np.load(io.BytesIO(f.extra), allow_pickle=False) as z:
+                state: Dict[str, Any] = {k: z[k] for k in z.files}
+        except ValueError as e:  # the header checksum passed, so this is not damage but a foreign writer
+            raise ValueError(f"cannot load the Linear state in {os.fspath(path)!r}: {e}") from None
+        state["weight_q"] = PackedMatrix._from_native(f.packed, f.dtype, f.zero_point)
+        return cls.from_state_dict(state)
+
     def __repr__(self) -> str:
         return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
-                f"weight={self.weight_q.dtype}, per_channel={self.weight_qparams.axis is not None}, "
+                f"weight={self._packed.dtype}, per_channel={self.weight_qparams.axis is not None}, "
                 f"per_token={self.per_token}, act_bits={self.act_bits})")
 
 
