@@ -7,8 +7,9 @@ after their work, so neither pays a wake-up on every op; while one pool works,
 the other's spinning workers compete with it for the CPUs until they sleep.
 By default the bridge uses as many threads as PyTorch does
 (``torch.get_num_threads()``, read before each call and set as qgemm's own
-with ``qgemm.set_num_threads``), so ``torch.set_num_threads`` governs the whole model; ``bench/compare.py --only
-e2e`` measures the alternatives in a real model.
+with ``qgemm.set_num_threads``), so ``torch.set_num_threads`` governs the
+whole model; ``bench/compare.py --only e2e`` measures the alternatives in a
+real model.
 """
 
 from __future__ import annotations
