@@ -31,6 +31,7 @@ the place it comes from.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap as _mmap
 import os
@@ -102,16 +103,15 @@ def write(path: PathLike, packed: Any, dtype: str, zero_point: Any, extra: bytes
 
     path = os.fspath(path)
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    f = open(tmp, "xb")
     try:
-        with open(tmp, "xb") as f:
+        with f:
             f.write(head)
             f.write(memoryview(panels).cast("B"))
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
