@@ -13,11 +13,13 @@ import os
 import struct
 import subprocess
 import sys
+import tempfile
 import textwrap
 import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import qgemm
 from qgemm import _packed_file
@@ -75,6 +77,24 @@ def test_round_trip_is_bit_identical(tmp_path, rng, dtype, shape, mmap):
         q = qgemm.load_packed(tmp_path / "w.qpk", mmap=mmap)
         assert type(q.zero_point) is type(p.zero_point)
         check_same(p, q, rng, shape[0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(0, 300), n=st.integers(0, 300), dtype=st.sampled_from(["int8", "uint8"]),
+       per_column=st.booleans(), mmap=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_property_round_trip_against_int64_reference(k, n, dtype, per_column, mmap, seed):
+    rng = np.random.default_rng(seed)
+    b = rand_b(rng, (k, n), dtype)
+    lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+    zb = rng.integers(lo, hi + 1, n) if per_column else int(rng.integers(lo, hi + 1))
+    a = rand_b(rng, (5, k), "uint8")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "w.qpk")
+        qgemm.pack(b, zb).save(path)
+        q = qgemm.load_packed(path, mmap=mmap)
+        want = (a.astype(np.int64) - 9) @ (b.astype(np.int64) - np.asarray(zb, np.int64))
+        assert np.array_equal(qgemm.matmul(a, q, 9), want)
+        del q
 
 
 def test_extreme_values_round_trip(tmp_path, rng):
