@@ -16,6 +16,7 @@
 #include "qgemm/buffer_pool.h"
 #include "qgemm/cpu.h"
 #include "qgemm/gemm.h"
+#include "qgemm/gemm_batched.h"
 #include "qgemm/pack.h"
 #include "qgemm/quantize.h"
 #include "qgemm/quantize_dynamic.h"
@@ -216,28 +217,76 @@ void set_row_scale(GemmOutput& o, const std::optional<F32>& row_scale, size_t ro
   o.y_scale = y_scale;
 }
 
-// a: (batch, m, k) any strides; out: (batch * m, n). za_rows: one zero
-// point of A per row (batch * m), or None for za.
-void py_gemm(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out, int kind,
+// Item i of a batch of matrices: the byte offset of each index of the
+// leading (batch) dimensions of x, in C order (zero strides repeat an item).
+std::vector<ptrdiff_t> batch_offsets(const py::array& x) {
+  const int lead = static_cast<int>(x.ndim()) - 2;
+  size_t count = 1;
+  for (int d = 0; d < lead; ++d) count *= static_cast<size_t>(x.shape(d));
+  std::vector<ptrdiff_t> offsets(count);
+  std::vector<size_t> index(lead > 0 ? lead : 0, 0);
+  ptrdiff_t at = 0;
+  for (size_t i = 0; i < count; ++i) {
+    offsets[i] = at;
+    for (int d = lead - 1; d >= 0; --d) {  // next index, odometer style
+      at += x.strides(d);
+      if (++index[d] < static_cast<size_t>(x.shape(d))) break;
+      at -= x.strides(d) * x.shape(d);
+      index[d] = 0;
+    }
+  }
+  return offsets;
+}
+
+// out: (rows, n) where rows covers every row of a. za_rows: one zero point
+// of A per row, or None for za.
+// b a PackedB: a is (batch, m, k), any strides, its rows flattened.
+// b an int8/uint8 array (..., k, n): a is (..., m, k) with the same leading
+// (batch) shape, any strides (zero ones for broadcast items); each item's B
+// is packed inside the call (gemm_batched.h).
+void py_gemm(py::array a, int32_t za, py::object b, I32 zb, py::array out, int kind,
              std::optional<I32> bias, std::optional<F32> scale, std::optional<F32> offset,
              std::optional<I32> mult, std::optional<I32> shift, int32_t zero_point, int32_t qmin,
              int32_t qmax, float fmin, float fmax, std::optional<I32> za_rows,
              std::optional<F32> row_scale, float y_scale) {
-  require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
-  require(static_cast<size_t>(a.shape(2)) == p.b.k, "a and b differ in k");
   const bool a_u8 = qdtype_of(a) == QDtype::u8;
-  const size_t batch = a.shape(0), m = a.shape(1), n = p.b.n;
+  const bool packed = py::isinstance<PyPackedB>(b);
+  py::array braw = packed ? py::array() : py::array(b);
+  if (!packed) {
+    require(braw.ndim() >= 2 && braw.ndim() == a.ndim(), "a and b need the same number of dimensions");
+    for (int i = 0; i + 2 < a.ndim(); ++i) require(a.shape(i) == braw.shape(i), "a and b differ in batch shape");
+  } else {
+    require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
+  }
+  const int d = static_cast<int>(a.ndim());
+  const size_t k = packed ? b.cast<const PyPackedB&>().b.k : braw.shape(d - 2);
+  const size_t n = packed ? b.cast<const PyPackedB&>().b.n : braw.shape(d - 1);
+  const size_t m = a.shape(d - 2);
+  require(static_cast<size_t>(a.shape(d - 1)) == k, "a and b differ in k");
+  size_t all_rows = m;  // every row of every batch item
+  for (int i = 0; i + 2 < d; ++i) all_rows *= a.shape(i);
   const bool zb_per_column = zb.size() != 1;
   require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
-  GemmOutput o = make_output(out, batch * m, n, kind, bias, scale, offset, mult, shift,
+  GemmOutput o = make_output(out, all_rows, n, kind, bias, scale, offset, mult, shift,
                              zero_point, qmin, qmax, fmin, fmax);
-  set_row_scale(o, row_scale, batch * m, y_scale);
-  require(!za_rows || static_cast<size_t>(za_rows->size()) == batch * m, "za_rows needs one value per row");
-  AOperand A{static_cast<const uint8_t*>(a.data()), a_u8, batch, m, p.b.k,
-             a.strides(0), a.strides(1), a.strides(2), za_rows ? za_rows->data() : nullptr};
+  set_row_scale(o, row_scale, all_rows, y_scale);
+  require(!za_rows || static_cast<size_t>(za_rows->size()) == all_rows, "za_rows needs one value per row");
   const int32_t* zbs = zb.data();
+  const int32_t* zas = za_rows ? za_rows->data() : nullptr;
+  const uint8_t* adata = static_cast<const uint8_t*>(a.data());
+  if (packed) {
+    const PyPackedB& p = b.cast<const PyPackedB&>();
+    AOperand A{adata, a_u8, static_cast<size_t>(a.shape(0)), m, k, a.strides(0), a.strides(1), a.strides(2), zas};
+    py::gil_scoped_release nogil;
+    gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
+    return;
+  }
+  const std::vector<ptrdiff_t> a_off = batch_offsets(a), b_off = batch_offsets(braw);
+  const MatrixBatch A{adata, a_off.data(), a_off.size(), m, k, a.strides(d - 2), a.strides(d - 1), a_u8};
+  const MatrixBatch B{static_cast<const uint8_t*>(braw.data()), b_off.data(), b_off.size(), k, n,
+                      braw.strides(d - 2), braw.strides(d - 1), qdtype_of(braw) == QDtype::u8};
   py::gil_scoped_release nogil;
-  gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
+  gemm_batched(active_kernels().gemm, A, za, zas, B, zbs, zb_per_column, o);
 }
 
 // acc: (rows, n) int32 with unit column stride.
@@ -260,8 +309,8 @@ void py_requantize(py::array acc, py::array out, int kind, std::optional<I32> bi
 
 // The int32 case of py_gemm with a short argument list: small calls are
 // dominated by argument conversion.
-void py_matmul(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out) {
-  py_gemm(a, za, p, zb, out, kOutInt32, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+void py_matmul(py::array a, int32_t za, py::object b, I32 zb, py::array out) {
+  py_gemm(a, za, std::move(b), zb, out, kOutInt32, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
           std::nullopt, 0, -128, 127, -INFINITY, INFINITY, std::nullopt, std::nullopt, 1.0f);
 }
 

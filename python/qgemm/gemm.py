@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Optional, Tuple, Union
 
@@ -153,17 +154,67 @@ def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) ->
     return PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point, _single_use=True)
 
 
+class RuntimeBatch:
+    """A product whose B has batch dimensions (..., K, N), given at run time:
+    A and B broadcast over their batch dimensions as ``np.matmul`` does (views
+    with one leading shape, zero strides where an operand repeats). The
+    native call packs each item's B inside the call."""
+
+    def __init__(self, av: np.ndarray, bv: np.ndarray):
+        self.a_vector = av.ndim == 1
+        a2 = av[None, :] if self.a_vector else av
+        try:
+            self.batch = np.broadcast_shapes(a2.shape[:-2], bv.shape[:-2])
+        except ValueError:
+            raise ValueError(f"a and b have batch dimensions that do not broadcast: a has shape {av.shape}, "
+                             f"b has shape {bv.shape}") from None
+        if a2.shape[-1] != bv.shape[-2]:
+            raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has shape {bv.shape}")
+        self.a_rows_shape = av.shape[:-1]
+        self.a = np.broadcast_to(a2, self.batch + a2.shape[-2:])
+        self.b = np.broadcast_to(bv, self.batch + bv.shape[-2:])
+        self.m, self.n = a2.shape[-2], bv.shape[-1]
+        self.rows = math.prod(self.batch) * self.m
+
+    def shape(self) -> Tuple[int, ...]:
+        """The result's shape (without M for a 1-D a, as np.matmul)."""
+        return self.batch + ((self.m,) if not self.a_vector else ()) + (self.n,)
+
+    def per_row(self, values: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """Per-row parameters given for a's rows (``a.shape[:-1]``), one per row
+        of the broadcast product."""
+        if values is None:
+            return None
+        v = values.reshape(self.a_rows_shape if not self.a_vector else (1,))
+        return np.ascontiguousarray(np.broadcast_to(v, self.batch + (self.m,))).reshape(-1)
+
+    def column_zero_points(self, b_zero_point: Optional[ZeroPoint]) -> np.ndarray:
+        zp = 0 if b_zero_point is None else b_zero_point
+        name = _checks.qname(self.b)
+        if _checks.is_scalar(zp):
+            return np.array([_checks.zero_point_scalar(zp, name, "b_zero_point")], np.int32)
+        return _checks.zero_points(zp, self.n, name, "b_zero_point")
+
+
+def is_runtime_batch(b: Any) -> bool:
+    """True for a plain B with batch dimensions (see RuntimeBatch)."""
+    return not isinstance(b, PackedMatrix) and np.ndim(b) > 2
+
+
 def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
            b_zero_point: Optional[ZeroPoint] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``C = (A - a_zero_point) @ (B - b_zero_point)`` in int32, exactly.
 
-    ``a``: (..., M, K) or (K,), int8 or uint8, any strides; batch dimensions
-    work like ``np.matmul``. ``b``: (K, N) or (K,), int8 or uint8, or a
-    :class:`PackedMatrix` (which carries its own zero point: ``b_zero_point``
-    may then be None or that same value). All four dtype pairs.
+    ``a``: (..., M, K) or (K,), int8 or uint8, any strides. ``b``: (K, N) or
+    (K,), int8 or uint8, or a :class:`PackedMatrix` (which carries its own
+    zero point: ``b_zero_point`` may then be None or that same value), or
+    (..., K, N) with batch dimensions of its own (both operands at run time,
+    as attention's ``Q @ K^T`` and ``P @ V``). Batch dimensions broadcast as in
+    ``np.matmul`` (and ONNX ``MatMulInteger``). All four dtype pairs.
     ``a_zero_point``: an int, or one per row of ``a`` (an array of shape
     ``a.shape[:-1]``, batch dimensions included: per-token activations).
-    ``b_zero_point``: an int, or one per column (N,).
+    ``b_zero_point``: an int, or one per column (N,); both broadcast over the
+    batch.
 
     Exactness: every product and sum is taken modulo 2**32, so the result is
     exact whenever the true result fits int32. That is guaranteed for any
@@ -184,6 +235,14 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
     if not isinstance(b, PackedMatrix):
         b = _checks.quantized_array(b, "b")
         b_vector = b.ndim == 1
+        if b.ndim > 2:
+            rb = RuntimeBatch(av, b)
+            za_all = rb.per_row(za_rows)
+            c = _out.buffer(out, rb.shape(), np.dtype(np.int32), rb.a, rb.b, za_all)
+            if rb.rows and rb.n:
+                _qgemm.gemm(rb.a, za, rb.b, rb.column_zero_points(b_zero_point), c.reshape(rb.rows, rb.n),
+                            za_rows=za_all)
+            return _out.result(out, c)
     packed = as_packed(b[:, None] if b_vector else b, b_zero_point)
     k, n = packed._shape
 
