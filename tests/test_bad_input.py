@@ -229,3 +229,71 @@ def test_scalar_zero_point_broadcasts_over_channels(rng):
                                   qgemm.dequantize(q, s, [2, 2, 2], axis=0))
     with pytest.raises(ValueError, match="zero_point"):
         qgemm.quantize(x, s, 300, axis=0)
+
+
+# ---- the Linear layer: the same rules -----------------------------------------------
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_linear_refuses_non_finite_weights_naming_the_row(bad, per_channel):
+    w = np.ones((4, 5), np.float32)
+    w[2, 3] = bad
+    with pytest.raises(ValueError, match="weight row 2"):
+        qgemm.nn.Linear.from_float(w, per_channel=per_channel)
+
+
+def test_dynamic_linear_nan_rule(rng):
+    lin = qgemm.nn.Linear.from_float(rng.standard_normal((3, 4)).astype(np.float32))
+    with pytest.raises(ValueError, match="all NaN"):
+        lin(np.full((2, 4), np.nan, np.float32))
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    x[0, 1] = np.nan                                   # ignored for the range, like choose_qparams
+    assert np.isfinite(lin(x)).all()
+    assert np.all(lin(np.zeros((2, 4), np.float32)) == 0)   # all zeros is not all NaN
+
+
+def test_dynamic_linear_refuses_a_range_too_wide_for_float32(rng):
+    lin = qgemm.nn.Linear.from_float(np.array([[0.25, 0.25], [0.25, -0.25], [0.0, 0.5]], np.float32))
+    with pytest.raises(ValueError, match="too wide"):
+        lin(np.array([[3e38, -3e38]], np.float32))     # used to return -inf
+    y = lin(np.array([[1.6e38, -1.6e38]], np.float32))  # the widest range that still has parameters
+    np.testing.assert_allclose(y, [[0, 0.8e38, -0.8e38]], rtol=0.02, atol=1e36)
+
+
+# ---- zero-size shapes: an empty result of the right shape --------------------------
+
+def test_qlinear_matmul_zero_size_shapes():
+    b = np.ones((4, 3), np.int8)
+    y = qgemm.qlinear_matmul(np.ones((2, 0, 4), np.int8), 1.0, 0, b, 1.0, 0, 1.0, 0)
+    assert y.shape == (2, 0, 3) and y.dtype == np.int8
+    y = qgemm.qlinear_matmul(np.ones((0, 5, 4), np.int8), 1.0, 0, b, 1.0, 0, 1.0, 0)
+    assert y.shape == (0, 5, 3)
+    # K = 0 with a batch dimension: every output is the bias, requantized
+    bias = np.array([1, 2, 3], np.int32)
+    y = qgemm.qlinear_matmul(np.ones((2, 3, 0), np.int8), 1.0, 0, np.ones((0, 3), np.int8), 1.0, 0, 1.0, 5,
+                             bias=bias)
+    np.testing.assert_array_equal(y, np.broadcast_to([6, 7, 8], (2, 3, 3)))
+    y = qgemm.qlinear_matmul(np.ones((2, 3, 0), np.int8), 0.5, 0, np.ones((0, 3), np.int8), 0.5, 0, None, None,
+                             bias=np.array([1, 2, 3], np.float32), out_dtype="float32")
+    np.testing.assert_array_equal(y, np.broadcast_to(np.float32([1, 2, 3]), (2, 3, 3)))
+
+
+def test_linear_with_no_inputs_or_no_outputs(rng):
+    b = np.arange(4, dtype=np.float32)
+    lin = qgemm.nn.Linear.from_float(np.zeros((4, 0), np.float32), b)   # in_features = 0: y = bias
+    np.testing.assert_array_equal(lin(np.zeros((2, 5, 0), np.float32)), np.broadcast_to(b, (2, 5, 4)))
+    lin.set_static(qgemm.QParams(0.1, 0, "uint8"), qgemm.QParams(0.1, 0, "uint8"))
+    np.testing.assert_array_equal(lin.forward_quantized(np.zeros((2, 0), np.uint8)), [[0, 10, 20, 30]] * 2)
+    for per_channel in (True, False):
+        none_out = qgemm.nn.Linear.from_float(np.zeros((0, 3), np.float32), per_channel=per_channel)
+        assert none_out(rng.standard_normal((2, 3)).astype(np.float32)).shape == (2, 0)
+
+
+def test_zero_channels_give_empty_per_axis_parameters():
+    x = np.zeros((3, 0), np.float32)
+    qp = qgemm.choose_qparams(x, axis=1)
+    assert qp.axis == 1 and qp.scale.shape == (0,) and qp.zero_point.shape == (0,)
+    q = qgemm.quantize(x, qp.scale, qp.zero_point, axis=1)
+    assert q.shape == (3, 0)
+    assert qgemm.dequantize(q, qp.scale, qp.zero_point, axis=1).shape == (3, 0)
+    assert qgemm.requantize(np.zeros((2, 0, 3), np.int32), 0.5).shape == (2, 0, 3)

@@ -46,7 +46,10 @@ def heavy_tailed(rng, n=200_000):
     return x
 
 
-@pytest.mark.parametrize("cls", [ob.Percentile, ob.Entropy])
+# Entropy is not in this test: on this data TensorRT's criterion keeps part of the
+# tail (piling 20 outliers into the last bin diverges more than merging the
+# bulk's bins); test_observers.py checks it against an independent version.
+@pytest.mark.parametrize("cls", [ob.Percentile])
 def test_clipping_observers_clip_outliers(rng, cls):
     x = heavy_tailed(rng)
     mm = ob.MinMax()
@@ -122,7 +125,7 @@ def reference_linear(x, w, b):
 def test_dynamic_linear_is_the_dequantized_exact_product(rng):
     w = (rng.standard_normal((40, 70)) * 0.1).astype(np.float32)
     b = rng.standard_normal(40).astype(np.float32)
-    lin = Linear.from_float(w, b)
+    lin = Linear.from_float(w, b, per_token=False, act_bits=8)
     x = rng.standard_normal((3, 5, 70)).astype(np.float32)
     y = lin(x)
     assert y.shape == (3, 5, 40) and y.dtype == np.float32
@@ -140,11 +143,11 @@ def test_dynamic_linear_is_the_dequantized_exact_product(rng):
 
 @pytest.mark.parametrize("kind", ["positive", "negative", "constant", "zeros", "nan", "one_row", "wide"])
 def test_dynamic_linear_parameters_match_choose_qparams(rng, kind):
-    # The layer chooses the batch's parameters natively; they must be exactly
-    # choose_qparams(x, "uint8"): same scale, zero point, codes and output.
+    # Per tensor, 8 bits: the layer chooses the batch's parameters natively; they
+    # must be exactly choose_qparams(x, "uint8"): same scale, zero point, codes and output.
     w = (rng.standard_normal((33, 50)) * 0.2).astype(np.float32)
     b = rng.standard_normal(33).astype(np.float32)
-    lin = Linear.from_float(w, b)
+    lin = Linear.from_float(w, b, per_token=False, act_bits=8)
     rows = 1 if kind == "one_row" else 300 if kind == "wide" else 7
     x = rng.standard_normal((rows, 50)).astype(np.float32) * 3
     if kind == "positive":

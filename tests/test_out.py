@@ -3,6 +3,7 @@ NumPy, which computes into a temporary); a separate C-contiguous out= is
 written in place and returned."""
 
 import numpy as np
+from hypothesis import given, settings, strategies as st
 
 import qgemm
 
@@ -65,3 +66,42 @@ def test_separate_contiguous_out_is_written_in_place(rng):
     qo = np.empty(50, np.int8)
     assert qgemm.quantize(x, 0.1, 0, out=qo) is qo
     np.testing.assert_array_equal(qo, qgemm.quantize(x, 0.1, 0))
+
+
+def test_out_overlapping_per_row_parameters(rng):
+    # Per-row activation scales and zero points are read by the kernel too.
+    m, k, n = 64, 32, 128
+    a = rng.integers(-128, 128, (m, k)).astype(np.int8)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    ys = np.empty((m, n), np.float32)
+    sa = ys.reshape(-1)[:m]                            # the scales live in the output's first row
+    sa[:] = rng.uniform(0.01, 0.1, m)
+    want = qgemm.qlinear_matmul(a, sa.copy(), 0, b, 0.01, 0, None, None, out_dtype="float32")
+    got = qgemm.qlinear_matmul(a, sa, 0, b, 0.01, 0, None, None, out_dtype="float32", out=ys)
+    np.testing.assert_array_equal(got, want)
+    out = np.empty((m, n), np.int32)
+    za = out.reshape(-1)[:m]
+    za[:] = rng.integers(-128, 128, m)
+    want = qgemm.matmul(a, b, a_zero_point=za.copy())
+    np.testing.assert_array_equal(qgemm.matmul(a, b, a_zero_point=za, out=out), want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 300), k=st.integers(1, 300), n=st.integers(1, 300), shift=st.integers(-400, 400),
+       seed=st.integers(0, 2**32 - 1))
+def test_property_out_anywhere_over_a_gives_the_plain_answer(m, k, n, shift, seed):
+    # A and C share one buffer, C starting about `shift` bytes after A (overlapping or not).
+    rng = np.random.default_rng(seed)
+    raw = np.zeros(800 + 4 * m * n + m * k, np.uint8)
+    c_start = max(shift, 0) // 4 * 4                  # int32 C stays aligned
+    a_start = max(-shift, 0)
+    a = raw[a_start:a_start + m * k].view(np.int8).reshape(m, k)
+    a[:] = rng.integers(-128, 128, a.shape)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    want = a.astype(np.int64) @ b.astype(np.int64)
+    out = raw[c_start:c_start + 4 * m * n].view(np.int32).reshape(m, n)
+    np.testing.assert_array_equal(qgemm.matmul(a, b, out=out), want)
+    a[:] = rng.integers(-128, 128, a.shape)
+    want_q = qgemm.qlinear_matmul(a.copy(), 0.05, 1, b, 0.02, 0, 0.7, -3)
+    out_q = raw[c_start:c_start + m * n].view(np.int8).reshape(m, n)
+    np.testing.assert_array_equal(qgemm.qlinear_matmul(a, 0.05, 1, b, 0.02, 0, 0.7, -3, out=out_q), want_q)

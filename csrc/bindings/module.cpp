@@ -6,16 +6,21 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "qgemm/buffer_pool.h"
 #include "qgemm/cpu.h"
 #include "qgemm/gemm.h"
+#include "qgemm/gemm_batched.h"
 #include "qgemm/output_stage.h"
 #include "qgemm/pack.h"
 #include "qgemm/quantize.h"
+#include "qgemm/quantize_dynamic.h"
 #include "qgemm/thread_pool.h"
 
 namespace py = pybind11;
@@ -107,6 +112,51 @@ py::array py_unpack(const PyPackedB& p) {
 using I32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
+// The packed panels as a flat read-only int8 array that views them (no copy)
+// and keeps `self` alive: for writing them to a file.
+py::array py_panels(py::object self) {
+  const PackedB& b = self.cast<const PyPackedB&>().b;
+  py::array view(py::dtype("int8"), {static_cast<py::ssize_t>(b.bytes())}, {1}, b.data.get(), self);
+  py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return view;
+}
+
+// A PackedB over panels held by `panels` (a 1-D int8 array: a memory-mapped
+// file or a buffer read from one), which it keeps alive; python/qgemm/_packed_file.py
+// has checked the file. The checks here keep a misuse from reading out of bounds.
+PyPackedB py_packed_from_panels(py::array panels, size_t k, size_t n, int nr, int kr, bool is_u8,
+                                py::array_t<int32_t, py::array::c_style> colsum, int max_abs) {
+  require(is_dtype(panels, 'i', 1) && panels.ndim() == 1 && c_contiguous(panels), "panels must be 1-D int8");
+  require(nr >= 1 && nr <= 1024 && kr >= 1 && kr <= 64 && max_abs >= 0 && max_abs <= 128,
+          "nr, kr or max_abs out of range");
+  require(k < (size_t(1) << 40) && n < (size_t(1) << 40), "k or n too large");
+  const size_t k_padded = (k + kr - 1) / kr * kr, count = (n + nr - 1) / nr;
+  require(k_padded == 0 || count <= SIZE_MAX / nr / k_padded, "panel size overflows");
+  require(static_cast<size_t>(panels.size()) == count * k_padded * nr, "panels have the wrong size");
+  require(static_cast<size_t>(colsum.size()) == count * nr, "colsum has the wrong size");
+  require(reinterpret_cast<uintptr_t>(panels.data()) % 64 == 0, "panels must be 64-byte aligned");
+  // The reference to the array is dropped with the GIL held, whichever thread lets go.
+  std::shared_ptr<const void> owner(new py::object(panels), [](const void* o) {
+    py::gil_scoped_acquire gil;
+    delete static_cast<const py::object*>(o);
+  });
+  std::vector<int32_t> sums(colsum.data(), colsum.data() + colsum.size());
+  return PyPackedB{packed_b_from_panels(k, n, nr, kr, is_u8, static_cast<const int8_t*>(panels.data()),
+                                        std::move(sums), max_abs, std::move(owner))};
+}
+
+// The packed layout of B on this CPU: what a file of packed panels must name
+// to be mapped as it is.
+py::dict py_packed_layout() {
+  const GemmKernel& k = active_kernels().gemm;
+  py::dict d;
+  d["kernel"] = k.name;
+  d["nr"] = k.nr;
+  d["kr"] = k.kr;
+  d["stored"] = kPackedBStored;
+  return d;
+}
+
 // A per-column parameter: nullptr for None, else exactly n values.
 template <class T>
 const T* column_values(const std::optional<py::array_t<T, py::array::c_style | py::array::forcecast>>& v,
@@ -167,28 +217,76 @@ void set_row_scale(GemmOutput& o, const std::optional<F32>& row_scale, size_t ro
   check_output_stage(o);
 }
 
-// a: (batch, m, k) any strides; out: (batch * m, n). za_rows: one zero
-// point of A per row (batch * m), or None for za.
-void py_gemm(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out, OutputKind kind,
+// Item i of a batch of matrices: the byte offset of each index of the
+// leading (batch) dimensions of x, in C order (zero strides repeat an item).
+std::vector<ptrdiff_t> batch_offsets(const py::array& x) {
+  const int lead = static_cast<int>(x.ndim()) - 2;
+  size_t count = 1;
+  for (int d = 0; d < lead; ++d) count *= static_cast<size_t>(x.shape(d));
+  std::vector<ptrdiff_t> offsets(count);
+  std::vector<size_t> index(lead > 0 ? lead : 0, 0);
+  ptrdiff_t at = 0;
+  for (size_t i = 0; i < count; ++i) {
+    offsets[i] = at;
+    for (int d = lead - 1; d >= 0; --d) {  // next index, odometer style
+      at += x.strides(d);
+      if (++index[d] < static_cast<size_t>(x.shape(d))) break;
+      at -= x.strides(d) * x.shape(d);
+      index[d] = 0;
+    }
+  }
+  return offsets;
+}
+
+// out: (rows, n) where rows covers every row of a. za_rows: one zero point
+// of A per row, or None for za.
+// b a PackedB: a is (batch, m, k), any strides, its rows flattened.
+// b an int8/uint8 array (..., k, n): a is (..., m, k) with the same leading
+// (batch) shape, any strides (zero ones for broadcast items); each item's B
+// is packed inside the call (gemm_batched.h).
+void py_gemm(py::array a, int32_t za, py::object b, I32 zb, py::array out, OutputKind kind,
              std::optional<I32> bias, std::optional<F32> scale, std::optional<F32> offset,
              std::optional<I32> mult, std::optional<I32> shift, int32_t zero_point, int32_t qmin,
              int32_t qmax, float fmin, float fmax, std::optional<I32> za_rows,
              std::optional<F32> row_scale, float y_scale) {
-  require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
-  require(static_cast<size_t>(a.shape(2)) == p.b.k, "a and b differ in k");
   const bool a_u8 = qdtype_of(a) == QDtype::u8;
-  const size_t batch = a.shape(0), m = a.shape(1), n = p.b.n;
+  const bool packed = py::isinstance<PyPackedB>(b);
+  py::array braw = packed ? py::array() : py::array(b);
+  if (!packed) {
+    require(braw.ndim() >= 2 && braw.ndim() == a.ndim(), "a and b need the same number of dimensions");
+    for (int i = 0; i + 2 < a.ndim(); ++i) require(a.shape(i) == braw.shape(i), "a and b differ in batch shape");
+  } else {
+    require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
+  }
+  const int d = static_cast<int>(a.ndim());
+  const size_t k = packed ? b.cast<const PyPackedB&>().b.k : braw.shape(d - 2);
+  const size_t n = packed ? b.cast<const PyPackedB&>().b.n : braw.shape(d - 1);
+  const size_t m = a.shape(d - 2);
+  require(static_cast<size_t>(a.shape(d - 1)) == k, "a and b differ in k");
+  size_t all_rows = m;  // every row of every batch item
+  for (int i = 0; i + 2 < d; ++i) all_rows *= a.shape(i);
   const bool zb_per_column = zb.size() != 1;
   require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
-  GemmOutput o = make_output(out, batch * m, n, kind, bias, scale, offset, mult, shift,
+  GemmOutput o = make_output(out, all_rows, n, kind, bias, scale, offset, mult, shift,
                              zero_point, qmin, qmax, fmin, fmax);
-  set_row_scale(o, row_scale, batch * m, y_scale);
-  require(!za_rows || static_cast<size_t>(za_rows->size()) == batch * m, "za_rows needs one value per row");
-  AOperand A{static_cast<const uint8_t*>(a.data()), a_u8, batch, m, p.b.k,
-             a.strides(0), a.strides(1), a.strides(2), za_rows ? za_rows->data() : nullptr};
+  set_row_scale(o, row_scale, all_rows, y_scale);
+  require(!za_rows || static_cast<size_t>(za_rows->size()) == all_rows, "za_rows needs one value per row");
   const int32_t* zbs = zb.data();
+  const int32_t* zas = za_rows ? za_rows->data() : nullptr;
+  const uint8_t* adata = static_cast<const uint8_t*>(a.data());
+  if (packed) {
+    const PyPackedB& p = b.cast<const PyPackedB&>();
+    AOperand A{adata, a_u8, static_cast<size_t>(a.shape(0)), m, k, a.strides(0), a.strides(1), a.strides(2), zas};
+    py::gil_scoped_release nogil;
+    gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
+    return;
+  }
+  const std::vector<ptrdiff_t> a_off = batch_offsets(a), b_off = batch_offsets(braw);
+  const MatrixBatch A{adata, a_off.data(), a_off.size(), m, k, a.strides(d - 2), a.strides(d - 1), a_u8};
+  const MatrixBatch B{static_cast<const uint8_t*>(braw.data()), b_off.data(), b_off.size(), k, n,
+                      braw.strides(d - 2), braw.strides(d - 1), qdtype_of(braw) == QDtype::u8};
   py::gil_scoped_release nogil;
-  gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
+  gemm_batched(active_kernels().gemm, A, za, zas, B, zbs, zb_per_column, o);
 }
 
 // acc: (rows, n) int32 with unit column stride.
@@ -211,20 +309,31 @@ void py_requantize(py::array acc, py::array out, OutputKind kind, std::optional<
 
 // The int32 case of py_gemm with a short argument list: small calls are
 // dominated by argument conversion.
-void py_matmul(py::array a, int32_t za, const PyPackedB& p, I32 zb, py::array out) {
-  py_gemm(a, za, p, zb, out, kOutInt32, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+void py_matmul(py::array a, int32_t za, py::object b, I32 zb, py::array out) {
+  py_gemm(a, za, std::move(b), zb, out, kOutInt32, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
           std::nullopt, 0, -128, 127, -INFINITY, INFINITY, std::nullopt, std::nullopt, 1.0f);
 }
 
-// A dynamically quantized Linear in one call: the batch's range (NaN
-// ignored), uint8 affine parameters exactly as qparams_from_range chooses
-// them, quantize into a scratch buffer, then the exact GEMM with
-// a dequantizing epilogue y = acc * (sx * w_scale[j]) + bias[j], clamped.
-// The scratch comes from the bounded buffer pool (buffer_pool.h).
-// Returns (sx, zx). Python-side, each of these steps costs microseconds.
-py::tuple py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale,
-                            std::optional<F32> bias, float fmin, float fmax, py::array y) {
+// The rule for the data of dynamic quantization (NaN ignored, infinity and
+// all-NaN refused), as ValueErrors.
+void require_usable_range(DynamicStatus status) {
+  require(status != DynamicStatus::not_finite,
+          "x contains infinity, or a range too wide for float32 parameters: no finite scale represents it");
+  require(status != DynamicStatus::no_number,
+          "x has no finite value (all NaN) in a row or in all: there is no range to choose parameters from");
+}
+
+// A dynamically quantized Linear in one call: uint8 affine parameters of
+// act_bits bits from each row's range (per_token) or the batch's, NaN ignored,
+// exactly as quantize_dynamic chooses them; quantize into a scratch buffer
+// (from the bounded buffer pool when large); then the exact GEMM with a dequantizing epilogue
+// y = acc * (sx * w_scale[j]) + bias[j], clamped. Codes of at most 7 bits
+// prove the range-proven kernel exact without reading them again.
+// Python-side, each of these steps costs microseconds.
+void py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale, std::optional<F32> bias,
+                       float fmin, float fmax, py::array y, bool per_token, int act_bits) {
   require(is_dtype(x, 'f', 4) && c_contiguous(x) && x.ndim() == 2, "x must be 2-D C-contiguous float32");
+  require(act_bits >= 2 && act_bits <= 8, "act_bits must be in 2..8");
   const size_t rows = x.shape(0), k = x.shape(1), n = p.b.n;
   require(k == p.b.k, "x and the weights differ in k");
   require(static_cast<size_t>(w_scale.size()) == n, "w_scale needs one value per column");
@@ -235,29 +344,65 @@ py::tuple py_linear_dynamic(py::array x, const PyPackedB& p, I32 zb, F32 w_scale
   const bool zb_per_column = zb.size() != 1;
   require(!zb_per_column || static_cast<size_t>(zb.size()) == n, "zb needs 1 or n values");
   const int32_t* zbs = zb.data();
-  AffineParams qp{1.0f, 0};
-  bool finite = true;
+  DynamicStatus status = DynamicStatus::ok;
   {
     py::gil_scoped_release nogil;
     const Kernels& kern = active_kernels();
-    float lo = 0, hi = 0;
-    minmax(xs, rows * k, &lo, &hi, kern.quant);
-    if (lo > hi) lo = hi = 0;  // no number at all (empty, or all NaN)
-    finite = std::isfinite(lo) && std::isfinite(hi);
-    if (finite) {
-      qp = affine_u8_params(lo, hi);
-      const ScratchBuffer xq(rows * k);  // pooled when large, never kept per thread
-      quantize(xs, xq.data(), QDtype::u8, {rows * k, 1, 1}, &qp.scale, &qp.zero_point, kern.quant);
-      std::vector<float> col_scale(n);
-      for (size_t j = 0; j < n; ++j) col_scale[j] = qp.scale * ws[j];
+    DynamicScheme scheme;
+    scheme.bits = act_bits;
+    scheme.per_row = per_token;
+    const ScratchBuffer xq(rows * k);
+    std::vector<float> sx(per_token ? rows : 1);
+    std::vector<int32_t> zx(per_token ? rows : 1);
+    status = quantize_dynamic(xs, rows, k, scheme, xq.data(), sx.data(), zx.data(), kern.quant);
+    if (status == DynamicStatus::ok) {
       GemmOutput o = proto;
-      o.scale = col_scale.data();
       AOperand A{xq.as<uint8_t>(), true, 1, rows, k, 0, static_cast<ptrdiff_t>(k), 1};
-      gemm(kern.gemm, A, qp.zero_point, p.b, zbs, zb_per_column, o);
+      A.max_stored = (1 << act_bits) - 1;
+      std::vector<float> col_scale;
+      if (per_token) {  // scale sx[i] * w_scale[j] formed in the epilogue
+        A.row_zero_point = zx.data();
+        o.row_scale = sx.data();
+      } else {
+        col_scale.resize(n);
+        for (size_t j = 0; j < n; ++j) col_scale[j] = sx[0] * ws[j];
+        o.scale = col_scale.data();
+      }
+      gemm(kern.gemm, A, per_token ? 0 : zx[0], p.b, zbs, zb_per_column, o);
     }
   }
-  require(finite, "x contains infinity: no finite scale represents it");
-  return py::make_tuple(qp.scale, qp.zero_point);
+  require_usable_range(status);
+}
+
+// Dynamic quantization of x (rows, k) into q (rows, k): scale and zero_point
+// receive one value per row (per_row) or one.
+void py_quantize_dynamic(py::array x, py::array q, py::array_t<float> scale, py::array_t<int32_t> zero_point,
+                         int bits, bool symmetric, bool per_row) {
+  require(is_dtype(x, 'f', 4) && c_contiguous(x) && x.ndim() == 2, "x must be 2-D C-contiguous float32");
+  require(c_contiguous(q) && q.writeable() && q.ndim() == 2 && q.shape(0) == x.shape(0) &&
+              q.shape(1) == x.shape(1), "q must be a writeable C-contiguous array shaped like x");
+  require(bits >= 2 && bits <= 8, "bits must be in 2..8");
+  const size_t rows = x.shape(0), k = x.shape(1);
+  const size_t params = per_row ? rows : 1;
+  require(scale.writeable() && c_contiguous(scale) && static_cast<size_t>(scale.size()) == params &&
+              zero_point.writeable() && c_contiguous(zero_point) &&
+              static_cast<size_t>(zero_point.size()) == params,
+          "scale and zero_point need one value per row (per_row) or one");
+  DynamicScheme scheme;
+  scheme.dtype = qdtype_of(q);
+  scheme.bits = bits;
+  scheme.symmetric = symmetric;
+  scheme.per_row = per_row;
+  const float* xs = static_cast<const float*>(x.data());
+  void* qs = q.mutable_data();
+  float* ss = scale.mutable_data();
+  int32_t* zs = zero_point.mutable_data();
+  DynamicStatus status;
+  {
+    py::gil_scoped_release nogil;
+    status = quantize_dynamic(xs, rows, k, scheme, qs, ss, zs, active_kernels().quant);
+  }
+  require_usable_range(status);
 }
 
 // An uninitialized C-ordered array whose memory comes from the buffer pool
@@ -349,8 +494,18 @@ PYBIND11_MODULE(_qgemm, m) {
       .def_property_readonly("nbytes", [](const PyPackedB& p) {
         return packed_bytes(p.b);
       })
+      .def_property_readonly("nr", [](const PyPackedB& p) { return p.b.nr; })
+      .def_property_readonly("kr", [](const PyPackedB& p) { return p.b.kr; })
+      .def_property_readonly("max_abs", [](const PyPackedB& p) { return p.b.max_abs; })
+      .def_property_readonly("borrowed", [](const PyPackedB& p) { return bool(p.b.data.get_deleter().owner); })
+      .def_property_readonly("colsum", [](const PyPackedB& p) {
+        return py::array_t<int32_t>(static_cast<py::ssize_t>(p.b.colsum.size()), p.b.colsum.data());
+      })
+      .def("panels", &py_panels)
       .def("unpack", &py_unpack);
   m.def("pack", &py_pack, py::arg("b"), py::arg("single_use") = false);
+  m.def("packed_from_panels", &py_packed_from_panels);
+  m.def("packed_layout", &py_packed_layout);
   m.def("matmul", &py_matmul);
   m.def("quantize_multiplier", [](double real) {
     const QuantizedMultiplier q = quantize_multiplier(real);
@@ -363,6 +518,7 @@ PYBIND11_MODULE(_qgemm, m) {
     return py::make_tuple(mult, shift);
   });
   m.def("linear_dynamic", &py_linear_dynamic);
+  m.def("quantize_dynamic", &py_quantize_dynamic);
   m.def("requantize", &py_requantize, py::arg("acc"), py::arg("out"), py::arg("kind"),
         py::arg("bias") = py::none(), py::arg("scale") = py::none(), py::arg("offset") = py::none(),
         py::arg("mult") = py::none(), py::arg("shift") = py::none(), py::arg("zero_point") = 0,

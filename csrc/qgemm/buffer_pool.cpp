@@ -71,7 +71,7 @@ void pool_release(void* p, size_t capacity) {
 }
 
 ScratchBuffer::ScratchBuffer(size_t bytes) {
-  if (bytes >= kPoolMinBytes) {
+  if (bytes >= kScratchPoolMinBytes) {
     p_ = pool_acquire(bytes, &pool_capacity_);
     return;
   }

@@ -15,12 +15,14 @@ void* pool_acquire(size_t bytes, size_t* capacity);
 void pool_release(void* p, size_t capacity);
 
 constexpr size_t kPoolMinBytes = size_t(1) << 20;  // below: the allocator's own reuse suffices
+constexpr size_t kScratchPoolMinBytes = size_t(64) << 10;
 constexpr size_t kMaxFreeBlocks = 4;
 constexpr size_t kMaxFreeBytes = size_t(128) << 20;
 constexpr size_t kMaxCachedBlock = size_t(64) << 20;
 
-// Scratch memory for one call, 64-byte aligned: from the pool when large
-// (no page faults on repeated calls), else from the allocator. Throws
+// Scratch memory for one call, 64-byte aligned: from the pool from
+// kScratchPoolMinBytes (malloc maps blocks of 128 KiB and more afresh each
+// time: page faults on every call), else from the allocator. Throws
 // std::bad_alloc, so allocate before handing work to threads.
 class ScratchBuffer {
  public:

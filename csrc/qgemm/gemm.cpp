@@ -207,7 +207,9 @@ const GemmKernel& choose_kernel(const GemmKernel& kern, const AOperand& a, const
   if (b.single_use && a.batch * a.m < kSingleUseMinRows) return kern;
   // |a0*b0 + a1*b1| <= 2 * max(A) * max|B| must fit int16.
   const int a_limit = b.max_abs == 0 ? 255 : 32767 / (2 * b.max_abs);
-  return a_limit >= 255 || a_within(a, a_limit) ? *fast : kern;
+  if (a_limit >= 255) return *fast;
+  if (a.max_stored >= 0) return a.max_stored <= a_limit ? *fast : kern;
+  return a_within(a, a_limit) ? *fast : kern;
 }
 
 void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const PackedB& b_base,

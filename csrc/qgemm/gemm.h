@@ -25,6 +25,10 @@ struct AOperand {
   // One zero point per (flattened) row, batch * m values; nullptr: the
   // per-tensor za given to gemm().
   const int32_t* row_zero_point = nullptr;
+  // An upper bound of A's values in the unsigned stored domain (uint8 as is,
+  // int8 ^ 0x80) when the caller knows one (codes of fewer bits), else -1:
+  // choose_kernel then reads A to prove a range-proven kernel exact.
+  int max_stored = -1;
 };
 
 // Where and what the GEMM writes: (batch * m) rows of n elements, row r at

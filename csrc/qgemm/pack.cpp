@@ -17,6 +17,7 @@
 namespace qgemm {
 
 void PanelFree::operator()(void* p) const {
+  if (owner) return;  // borrowed: the owner goes with this deleter
   if (pool_capacity) pool_release(p, pool_capacity);
   else std::free(p);
 }
@@ -174,6 +175,24 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use) {
     task_max_abs[t] = max_abs;
   });
   p.max_abs = *std::max_element(task_max_abs.begin(), task_max_abs.end());
+  p.second = std::make_shared<SecondLayout>();
+  return p;
+}
+
+PackedB packed_b_from_panels(size_t k, size_t n, int nr, int kr, bool is_u8, const int8_t* panels,
+                             std::vector<int32_t> colsum, int max_abs, std::shared_ptr<const void> owner) {
+  PackedB p;
+  p.k = k;
+  p.n = n;
+  p.nr = nr;
+  p.kr = kr;
+  p.k_padded = (k + kr - 1) / kr * kr;
+  p.panels = (n + nr - 1) / nr;
+  p.is_u8 = is_u8;
+  // The pointer is only read through (PackedB never writes its panels once made).
+  p.data = std::unique_ptr<int8_t[], PanelFree>(const_cast<int8_t*>(panels), PanelFree{0, std::move(owner)});
+  p.colsum = std::move(colsum);
+  p.max_abs = max_abs;
   p.second = std::make_shared<SecondLayout>();
   return p;
 }

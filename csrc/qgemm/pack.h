@@ -22,11 +22,19 @@
 namespace qgemm {
 
 // Frees packed panels: back to the buffer pool if they came from it
-// (pool_capacity > 0), else with free().
+// (pool_capacity > 0), else with free(). Panels borrowed from an owner (a
+// memory-mapped file) are not freed: the owner is kept alive as long as the
+// panels are held, and released with them.
 struct PanelFree {
   size_t pool_capacity = 0;
+  std::shared_ptr<const void> owner;
   void operator()(void* p) const;
 };
+
+// What packed B stores for every kernel: int8, uint8 flipped (see above).
+// Files of packed panels name it, so that a file written under another
+// convention is never misread.
+constexpr const char* kPackedBStored = "s8,u8^0x80";
 
 struct SecondLayout;
 
@@ -66,6 +74,13 @@ struct ByteMatrix {
 // panels then come from the buffer pool, which spares every call the page
 // faults of fresh memory.
 PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use = false);
+// B from panels already in the layout above (for tile nr, groups of kr),
+// with their column sums and max|stored value|, as pack_b made them: the
+// PackedB borrows `panels` (64-byte aligned, bytes() long) and keeps `owner`
+// alive while it holds them. Nothing is copied or checked here; the caller
+// (the reader of a packed file) has checked sizes and checksums.
+PackedB packed_b_from_panels(size_t k, size_t n, int nr, int kr, bool is_u8, const int8_t* panels,
+                             std::vector<int32_t> colsum, int max_abs, std::shared_ptr<const void> owner);
 // b itself if it is packed for kernel k's tile, else its second layout for
 // k, packed on the first call (thread-safe; needs b to be from pack_b).
 const PackedB& packed_for(const PackedB& b, const GemmKernel& k);

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "qgemm/quantize_dynamic.h"
 #include "qgemm/thread_pool.h"
 
 namespace qgemm {
@@ -116,13 +117,7 @@ void minmax(const float* x, size_t n, float* lo, float* hi, const QuantizeKernel
   *hi = *std::max_element(his.begin(), his.end());
 }
 
-AffineParams affine_u8_params(float lo, float hi) {
-  lo = std::min(lo, 0.0f);
-  hi = std::max(hi, 0.0f);
-  const float scale = std::max((hi - lo) / 255.0f, std::numeric_limits<float>::epsilon());
-  const int32_t zp = -static_cast<int32_t>(std::nearbyint(lo / scale));
-  return {scale, std::min(255, std::max(0, zp))};
-}
+AffineParams affine_u8_params(float lo, float hi) { return range_qparams(lo, hi, 0, 255, false); }
 
 void dequantize(const void* q, QDtype dtype, float* x, const ChannelLayout& L, const float* scale,
                 const int32_t* zp, const QuantizeKernels& k) {

@@ -69,6 +69,17 @@ bool spin_until(Done done) {
   }
 }
 
+// True on a thread while it runs tasks (a pool worker, always): a
+// parallel_for from inside a task then runs inline, without touching the
+// region's mutex (which the caller may hold).
+thread_local bool t_in_task = false;
+
+struct InTask {
+  bool was = t_in_task;
+  InTask() { t_in_task = true; }
+  ~InTask() { t_in_task = was; }
+};
+
 // One parallel region at a time. Tasks are claimed from a ticket that holds
 // the region's generation and the next task index, so a helper that wakes
 // after its region ended claims nothing, and the caller waits only for tasks
@@ -93,8 +104,11 @@ class Pool {
 
   void run(size_t n_tasks, size_t max_threads, const std::function<void(size_t, size_t)>& fn) {
     const size_t want = std::min<size_t>(num_threads(), max_threads);
-    std::unique_lock<std::mutex> busy(run_mutex_, std::try_to_lock);
-    if (n_tasks <= 1 || want <= 1 || !busy.owns_lock()) {
+    // Inline: one task or thread, a call from inside a task, or another
+    // thread's region under way.
+    std::unique_lock<std::mutex> busy;
+    if (n_tasks > 1 && want > 1 && !t_in_task) busy = std::unique_lock<std::mutex>(run_mutex_, std::try_to_lock);
+    if (!busy.owns_lock()) {
       for (size_t t = 0; t < n_tasks; ++t) fn(t, 0);
       return;
     }
@@ -112,7 +126,10 @@ class Pool {
       ticket_.store(gen << 32, std::memory_order_release);  // task 0 of the new region
     }
     cv_work_.notify_all();
-    work(gen, 0);
+    {
+      const InTask in_task;
+      work(gen, 0);
+    }
     auto finished = [&] { return done_.load(std::memory_order_acquire) == n_tasks; };
     if (!spin_until(finished)) {
       std::unique_lock<std::mutex> lk(m_);
@@ -172,6 +189,7 @@ class Pool {
   }
 
   void worker_loop(int id, uint64_t seen) {
+    t_in_task = true;
     auto generation = [&] { return ticket_.load(std::memory_order_acquire) >> 32; };
     for (;;) {
       if (!spin_until([&] { return generation() != seen; })) {

@@ -15,8 +15,8 @@ import numpy as np
 
 from . import _qgemm, nn, observers
 from ._version import __version__
-from .gemm import PackedMatrix, matmul, pack
-from .quantization import QParams, choose_qparams, dequantize, qparams_from_range, quantize
+from .gemm import PackedMatrix, load_packed, matmul, pack
+from .quantization import QParams, choose_qparams, dequantize, qparams_from_range, quantize, quantize_dynamic
 from .qtensor import QTensor
 from .requant import qlinear_matmul, quantize_multiplier, requantize
 
@@ -30,8 +30,10 @@ __all__ = [
     "choose_qparams",
     "qparams_from_range",
     "quantize",
+    "quantize_dynamic",
     "dequantize",
     "pack",
+    "load_packed",
     "matmul",
     "qlinear_matmul",
     "requantize",

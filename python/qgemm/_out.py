@@ -8,25 +8,27 @@ gives the answer NumPy gives (which also computes into a temporary).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from . import _checks, _memory
 
 
-def buffer(out: Optional[np.ndarray], shape: Tuple[int, ...], dtype: np.dtype,
-           *reads: np.ndarray) -> np.ndarray:
+def buffer(out: Optional[np.ndarray], shape: Tuple[int, ...], dtype: np.dtype, *reads: Any) -> np.ndarray:
     """Validates ``out`` (shape, dtype, writeable) and returns the C-ordered array of
     ``shape`` the kernel should write; pass it to :func:`result` afterwards.
 
-    ``reads``: the arrays the kernel reads. Overlap is judged on their real memory
-    extents (``np.may_share_memory``: exact for contiguous arrays; for interleaved
-    strided views it may answer yes when they do not touch, which only costs a copy).
+    ``reads``: what the kernel reads, per-row parameters included (anything that
+    is not an array is skipped, so a call's keyword arguments can be passed as
+    they are). Overlap is judged on their real memory extents
+    (``np.may_share_memory``: exact for contiguous arrays; for interleaved strided
+    views it may answer yes when they do not touch, which only costs a copy).
     """
     if out is not None:
         _checks.output(out, shape, dtype)
-        if out.flags.c_contiguous and not any(np.may_share_memory(out, r) for r in reads):
+        if out.flags.c_contiguous and not any(isinstance(r, np.ndarray) and np.may_share_memory(out, r)
+                                              for r in reads):
             return out
     return _memory.empty(shape, dtype)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _checks, _out, _qgemm
+from . import _checks, _out, _packed_file, _qgemm
 
 ZeroPoint = Union[int, np.ndarray]
 
@@ -17,7 +19,8 @@ class PackedMatrix:
 
     The packed data takes one byte per element (plus padding to whole tiles)
     and 4 bytes per column. It pickles (as the original matrix; it is packed
-    again on load, for whatever CPU loads it).
+    again on load, for whatever CPU loads it). :meth:`save` writes it as it is
+    to a file that :func:`qgemm.load_packed` memory-maps.
 
     On CPUs whose exact kernel is the AVX2 one (no VNNI), a call whose inputs
     provably cannot saturate int16 pair sums (activations within 7 bits, or B
@@ -34,15 +37,28 @@ class PackedMatrix:
         if a.ndim != 2:
             raise ValueError(f"b must be 2-D (K, N), got shape {a.shape}")
         self._dtype = _checks.qname(a)
+        self._set_zero_point(zero_point, a.shape[1])
+        self._packed = _qgemm.pack(a, _single_use)
+        self._shape = (int(a.shape[0]), int(a.shape[1]))
+
+    def _set_zero_point(self, zero_point: ZeroPoint, n: int) -> None:
         # isinstance first: np.ndim costs close to a microsecond, a small matmul's budget.
         self._zp_scalar = isinstance(zero_point, (int, np.integer)) or np.ndim(zero_point) == 0
         if self._zp_scalar:
             zp = _checks.zero_point_scalar(zero_point, self._dtype, "zero_point")
             self._zero_point = np.array([zp], np.int32)
         else:
-            self._zero_point = _checks.zero_points(zero_point, a.shape[1], self._dtype, "zero_point")
-        self._packed = _qgemm.pack(a, _single_use)
-        self._shape = (int(a.shape[0]), int(a.shape[1]))
+            self._zero_point = _checks.zero_points(zero_point, n, self._dtype, "zero_point")
+
+    @classmethod
+    def _from_native(cls, packed: Any, dtype: str, zero_point: ZeroPoint) -> "PackedMatrix":
+        """Wraps a native packed B (one read from a file) without packing again."""
+        self = cls.__new__(cls)
+        self._dtype = dtype
+        self._set_zero_point(zero_point, packed.n)
+        self._packed = packed
+        self._shape = (int(packed.k), int(packed.n))
+        return self
 
     @property
     def shape(self) -> Tuple[int, int]:
@@ -67,6 +83,12 @@ class PackedMatrix:
         """The original (K, N) matrix."""
         return self._packed.unpack()
 
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Writes the packed matrix to ``path`` as it is, in this CPU's layout (one
+        file, replaced atomically): :func:`load_packed` maps it back without
+        packing again."""
+        _packed_file.write(path, self._packed, self._dtype, self.zero_point)
+
     def __reduce__(self):
         return (PackedMatrix, (self.unpack(), self.zero_point))
 
@@ -80,6 +102,37 @@ def pack(b: Any, zero_point: ZeroPoint = 0) -> PackedMatrix:
     ``zero_point``: an int, or one per column (N,).
     """
     return PackedMatrix(b, zero_point)
+
+
+def load_packed(path: Union[str, "os.PathLike[str]"], mmap: bool = True, verify: bool = False,
+                repack: bool = True) -> PackedMatrix:
+    """A :class:`PackedMatrix` from a file :meth:`PackedMatrix.save` wrote.
+
+    ``mmap=True``: when the file holds this CPU's layout (the same GEMM kernel,
+    tile and stored values: a file saved on a CPU of the same ISA level), its
+    packed panels are memory-mapped, not copied: loading costs microseconds
+    and no memory until a matmul reads the pages, which the OS then shares
+    among all processes that map the same file. The mapping lives as long as
+    the matrix. The header, zero points and column sums are checked
+    (checksum, sizes, layout), the panels are not (that would read them all);
+    ``verify=True`` checks their checksum too. The file must not be changed
+    while mapped (:meth:`PackedMatrix.save` replaces a file, it never writes
+    into it, so saving anew is safe).
+
+    ``mmap=False``: the panels are read into memory and their checksum checked
+    (reading and checking cost about as much as a pack).
+
+    A file of another layout (saved on a CPU with another kernel, e.g. AVX2 vs
+    AVX-512 VNNI) is unpacked from its stored layout, checked (checksum of
+    the panels, column sums) and packed for this CPU, with nothing left
+    mapped: an unpack and a pack, tens of milliseconds for 16 MiB.
+    ``repack=False`` refuses it (ValueError) instead.
+
+    A corrupt, truncated, or unreadable file (another format version, an
+    unknown stored layout) raises ValueError saying what is wrong.
+    """
+    f = _packed_file.read(path, mmap=mmap, verify=verify, repack=repack)
+    return PackedMatrix._from_native(f.packed, f.dtype, f.zero_point)
 
 
 def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) -> PackedMatrix:
@@ -101,17 +154,67 @@ def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) ->
     return PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point, _single_use=True)
 
 
+class RuntimeBatch:
+    """A product whose B has batch dimensions (..., K, N), given at run time:
+    A and B broadcast over their batch dimensions as ``np.matmul`` does (views
+    with one leading shape, zero strides where an operand repeats). The
+    native call packs each item's B inside the call."""
+
+    def __init__(self, av: np.ndarray, bv: np.ndarray):
+        self.a_vector = av.ndim == 1
+        a2 = av[None, :] if self.a_vector else av
+        try:
+            self.batch = np.broadcast_shapes(a2.shape[:-2], bv.shape[:-2])
+        except ValueError:
+            raise ValueError(f"a and b have batch dimensions that do not broadcast: a has shape {av.shape}, "
+                             f"b has shape {bv.shape}") from None
+        if a2.shape[-1] != bv.shape[-2]:
+            raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has shape {bv.shape}")
+        self.a_rows_shape = av.shape[:-1]
+        self.a = np.broadcast_to(a2, self.batch + a2.shape[-2:])
+        self.b = np.broadcast_to(bv, self.batch + bv.shape[-2:])
+        self.m, self.n = a2.shape[-2], bv.shape[-1]
+        self.rows = math.prod(self.batch) * self.m
+
+    def shape(self) -> Tuple[int, ...]:
+        """The result's shape (without M for a 1-D a, as np.matmul)."""
+        return self.batch + ((self.m,) if not self.a_vector else ()) + (self.n,)
+
+    def per_row(self, values: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """Per-row parameters given for a's rows (``a.shape[:-1]``), one per row
+        of the broadcast product."""
+        if values is None:
+            return None
+        v = values.reshape(self.a_rows_shape if not self.a_vector else (1,))
+        return np.ascontiguousarray(np.broadcast_to(v, self.batch + (self.m,))).reshape(-1)
+
+    def column_zero_points(self, b_zero_point: Optional[ZeroPoint]) -> np.ndarray:
+        zp = 0 if b_zero_point is None else b_zero_point
+        name = _checks.qname(self.b)
+        if _checks.is_scalar(zp):
+            return np.array([_checks.zero_point_scalar(zp, name, "b_zero_point")], np.int32)
+        return _checks.zero_points(zp, self.n, name, "b_zero_point")
+
+
+def is_runtime_batch(b: Any) -> bool:
+    """True for a plain B with batch dimensions (see RuntimeBatch)."""
+    return not isinstance(b, PackedMatrix) and np.ndim(b) > 2
+
+
 def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
            b_zero_point: Optional[ZeroPoint] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
     """``C = (A - a_zero_point) @ (B - b_zero_point)`` in int32, exactly.
 
-    ``a``: (..., M, K) or (K,), int8 or uint8, any strides; batch dimensions
-    work like ``np.matmul``. ``b``: (K, N) or (K,), int8 or uint8, or a
-    :class:`PackedMatrix` (which carries its own zero point: ``b_zero_point``
-    may then be None or that same value). All four dtype pairs.
+    ``a``: (..., M, K) or (K,), int8 or uint8, any strides. ``b``: (K, N) or
+    (K,), int8 or uint8, or a :class:`PackedMatrix` (which carries its own
+    zero point: ``b_zero_point`` may then be None or that same value), or
+    (..., K, N) with batch dimensions of its own (both operands at run time,
+    as attention's ``Q @ K^T`` and ``P @ V``). Batch dimensions broadcast as in
+    ``np.matmul`` (and ONNX ``MatMulInteger``). All four dtype pairs.
     ``a_zero_point``: an int, or one per row of ``a`` (an array of shape
     ``a.shape[:-1]``, batch dimensions included: per-token activations).
-    ``b_zero_point``: an int, or one per column (N,).
+    ``b_zero_point``: an int, or one per column (N,); both broadcast over the
+    batch.
 
     Exactness: every product and sum is taken modulo 2**32, so the result is
     exact whenever the true result fits int32. That is guaranteed for any
@@ -132,6 +235,14 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
     if not isinstance(b, PackedMatrix):
         b = _checks.quantized_array(b, "b")
         b_vector = b.ndim == 1
+        if b.ndim > 2:
+            rb = RuntimeBatch(av, b)
+            za_all = rb.per_row(za_rows)
+            c = _out.buffer(out, rb.shape(), np.dtype(np.int32), rb.a, rb.b, za_all)
+            if rb.rows and rb.n:
+                _qgemm.gemm(rb.a, za, rb.b, rb.column_zero_points(b_zero_point), c.reshape(rb.rows, rb.n),
+                            za_rows=za_all)
+            return _out.result(out, c)
     packed = as_packed(b[:, None] if b_vector else b, b_zero_point)
     k, n = packed._shape
 
@@ -147,7 +258,7 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
     m = a3.shape[1]
     shape = av.shape[:-2] + ((m,) if not a_vector else ()) + ((n,) if not b_vector else ())
     rows = a3.shape[0] * m
-    c = _out.buffer(out, shape, np.dtype(np.int32), a3)
+    c = _out.buffer(out, shape, np.dtype(np.int32), a3, za_rows)
     if rows and n:
         if za_rows is None:
             _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n))

@@ -10,10 +10,16 @@ quantization parameters (``qparams``).
   calibration), or that minimizes the quantization mean squared error.
 
 All take ``axis`` for per-channel statistics (one range per slice along it).
+
+NaN and infinity follow :func:`qgemm.choose_qparams`: NaN values are ignored,
+an infinite value makes ``update`` raise ValueError (no finite scale
+represents it), and ``range``/``qparams`` raise ValueError for a channel that
+has seen no finite value yet (no data, empty batches or all NaN).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Tuple
 
 import numpy as np
@@ -28,8 +34,9 @@ def _per_channel(x: Any, axis: Optional[int]) -> Tuple[np.ndarray, Optional[int]
     ax = _checks.normalize_axis(axis, a.ndim)
     a = a.astype(np.float32, copy=False)
     if ax is None:
-        return a.reshape(1, -1), None
-    return np.moveaxis(a, ax, 0).reshape(a.shape[ax], -1), ax
+        return a.reshape(1, a.size), None
+    rest = math.prod(a.shape[:ax] + a.shape[ax + 1:])  # not -1: that fails on zero channels
+    return np.moveaxis(a, ax, 0).reshape(a.shape[ax], rest), ax
 
 
 class Observer:
@@ -39,17 +46,22 @@ class Observer:
         self.axis = axis
         self._axis: Optional[int] = None  # normalized on first update
         self._channels: Optional[int] = None
+        self._counts: Optional[np.ndarray] = None  # finite values seen per channel
 
     def update(self, x: Any) -> "Observer":
         rows, ax = _per_channel(x, self.axis)
-        if self._channels is None:
-            self._channels, self._axis = rows.shape[0], ax
-        elif rows.shape[0] != self._channels:
+        if self._channels is not None and rows.shape[0] != self._channels:
             raise ValueError(f"x has {rows.shape[0]} channels along axis {self.axis}, "
                              f"earlier batches had {self._channels}")
-        finite = np.where(np.isfinite(rows), rows, np.nan)
-        if rows.shape[1]:
-            self._update(finite)
+        if np.isinf(rows).any():
+            raise ValueError("x contains infinity: no finite scale represents it")
+        if self._channels is None:
+            self._channels, self._axis = rows.shape[0], ax
+            self._counts = np.zeros(rows.shape[0], np.int64)
+        finite = np.count_nonzero(~np.isnan(rows), axis=1)
+        if finite.any():
+            self._counts += finite
+            self._update(rows)
         return self
 
     __call__ = update
@@ -58,6 +70,11 @@ class Observer:
         """The (min, max) chosen so far, one value per channel."""
         if self._channels is None:
             raise RuntimeError("no data observed yet: call update(x) first")
+        empty = np.flatnonzero(self._counts == 0)
+        if empty.size:
+            where = "" if self._axis is None else f" in channel {int(empty[0])} along axis {self._axis}"
+            raise ValueError(f"no finite value observed{where} (no values, or all NaN): "
+                             "there is no range to choose parameters from")
         return self._range()
 
     def qparams(self, dtype: Any = "int8", symmetric: bool = False, reduce_range: bool = False) -> QParams:
@@ -74,7 +91,7 @@ class Observer:
 
 
 class MinMax(Observer):
-    """The running minimum and maximum (NaN and infinities ignored)."""
+    """The running minimum and maximum (NaN ignored)."""
 
     def __init__(self, axis: Optional[int] = None):
         super().__init__(axis)
@@ -86,10 +103,10 @@ class MinMax(Observer):
         self._hi = hi if self._hi is None else np.fmax(self._hi, hi)
 
     def _range(self):
-        if self._lo is None:
+        if self._lo is None:  # only with zero channels: every channel has seen a value
             z = np.zeros(self._channels, np.float32)
             return z, z
-        return np.nan_to_num(self._lo), np.nan_to_num(self._hi)
+        return self._lo, self._hi
 
 
 class MovingAverageMinMax(MinMax):
@@ -107,9 +124,21 @@ class MovingAverageMinMax(MinMax):
         if self._lo is None:
             self._lo, self._hi = lo, hi
         else:
-            c = self.averaging_constant
-            self._lo = (self._lo + c * (lo - self._lo)).astype(np.float32)
-            self._hi = (self._hi + c * (hi - self._hi)).astype(np.float32)
+            self._lo = _moving_average(self._lo, lo, self.averaging_constant)
+            self._hi = _moving_average(self._hi, hi, self.averaging_constant)
+
+
+def _moving_average(old: np.ndarray, new: np.ndarray, c: np.float32) -> np.ndarray:
+    """``old + c * (new - old)`` in float32 (PyTorch's arithmetic); in float64 where
+    ``new - old`` overflows float32; a channel with no value yet (NaN) on either
+    side keeps the other side."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        avg = (old + c * (new - old)).astype(np.float32)
+        wide = np.isinf(avg)
+        if wide.any():  # two finite bounds more than float32's range apart
+            avg[wide] = (old[wide].astype(np.float64)
+                         + np.float64(c) * (new[wide].astype(np.float64) - old[wide])).astype(np.float32)
+    return np.where(np.isnan(old), new, np.where(np.isnan(new), old, avg))
 
 
 def _nan_minmax(rows: np.ndarray):
@@ -162,8 +191,8 @@ class _Histogram(Observer):
         hi = np.zeros(self._channels, np.float32)
         for c in range(self._channels):
             l, h = self._channel_range(c)
-            lo[c] = max(l, np.nan_to_num(self._lo[c]))  # never wider than the data
-            hi[c] = min(h, np.nan_to_num(self._hi[c]))
+            lo[c] = max(l, self._lo[c])  # never wider than the data
+            hi[c] = min(h, self._hi[c])
         return lo, hi
 
     def _channel_range(self, c: int) -> Tuple[float, float]:
@@ -199,9 +228,17 @@ def _magnitudes(h: np.ndarray) -> np.ndarray:
 
 
 class Entropy(_Histogram):
-    """TensorRT's entropy calibration: the symmetric threshold t whose 8-bit
-    quantization of the |x| histogram loses the least information (minimum KL
-    divergence between the clipped reference and its quantized form)."""
+    """TensorRT's entropy calibration: the symmetric threshold whose 8-bit
+    quantization of the |x| histogram loses the least information.
+
+    For each candidate threshold, i bins of the |x| histogram: the reference
+    P is those i bins with every count beyond them (the outliers) added to the
+    last one; the candidate Q is the same i bins *before* the outliers are
+    added, merged into ``levels`` groups (``i // levels`` bins each, the last
+    group taking the remainder) and each group's count spread evenly over its
+    non-empty bins. The threshold minimizes KL(P || Q) (infinite, so never
+    chosen, where P has mass and Q none), and is ``(i + 0.5)`` bin widths.
+    """
 
     def __init__(self, bins: int = 8192, levels: int = 128, axis: Optional[int] = None):
         # Fine bins: the smallest threshold it can choose is levels / (bins / 2) of the range.
@@ -212,36 +249,39 @@ class Entropy(_Histogram):
 
     def _channel_range(self, c: int):
         mag = _magnitudes(self._hist[c])
-        n = mag.shape[0]
-        if mag.sum() == 0:
-            return 0.0, 0.0
-        best_kl, best_i = np.inf, n
-        stride = max(1, (n - self.levels) // 1024)  # at most ~1024 candidate thresholds
-        for i in range(self.levels, n + 1, stride):
-            p = mag[:i].copy()
-            p[-1] += mag[i:].sum()  # outliers clip into the last bin
-            # Quantize the clipped histogram into `levels` groups (cut as
-            # np.array_split does) and spread each group's mass over its
-            # non-empty bins.
-            sizes = np.full(self.levels, i // self.levels)
-            sizes[: i % self.levels] += 1
-            starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-            nonzero = p > 0
-            sums = np.add.reduceat(p, starts)
-            counts = np.add.reduceat(nonzero.astype(np.int64), starts)
-            q = np.repeat(sums / np.maximum(counts, 1), sizes) * nonzero
-            p_sum, q_sum = p.sum(), q.sum()
-            if q_sum == 0:
-                continue
-            pn, qn = p / p_sum, q / q_sum
-            mask = pn > 0
-            if np.any(qn[mask] == 0):
-                continue
-            kl = float(np.sum(pn[mask] * np.log(pn[mask] / qn[mask])))
-            if kl < best_kl:
-                best_kl, best_i = kl, i
-        t = (best_i + 0.5) * (self._bound[c] / n)
+        t = (_min_kl_bins(mag, self.levels) + 0.5) * (self._bound[c] / mag.shape[0])
         return -t, t
+
+
+def _min_kl_bins(mag: np.ndarray, levels: int) -> int:
+    """The number of |x| bins, i, that minimizes KL(P_i || Q_i) (see :class:`Entropy`);
+    at most ~1024 candidates, evenly spaced, from ``levels`` to ``len(mag)``."""
+    n = mag.shape[0]
+    stride = max(1, (n - levels) // 1024)
+    tail = np.concatenate((np.cumsum(mag[::-1])[::-1], [0.0]))  # tail[i] = mag[i:].sum()
+    best_kl, best_i = np.inf, n
+    for i in range(levels, n + 1, stride):
+        kept = mag[:i]
+        if kept[-1] == 0 and tail[i] > 0:
+            continue  # P has the outliers in its last bin, Q nothing there: KL is infinite
+        p = kept.copy()
+        p[-1] += tail[i]
+        width = i // levels
+        sizes = np.full(levels, width)
+        sizes[-1] = i - width * (levels - 1)
+        starts = np.arange(levels) * width
+        nonzero = kept > 0
+        sums = np.add.reduceat(kept, starts)
+        counts = np.add.reduceat(nonzero.astype(np.int64), starts)
+        q = np.repeat(sums / np.maximum(counts, 1), sizes) * nonzero
+        if q.sum() == 0:
+            continue
+        mask = p > 0  # q > 0 there too: each non-empty kept bin gets a share of its group
+        pn, qn = p[mask] / p.sum(), q[mask] / q.sum()
+        kl = float(np.sum(pn * np.log(pn / qn)))
+        if kl < best_kl:
+            best_kl, best_i = kl, i
+    return best_i
 
 
 class MSE(_Histogram):

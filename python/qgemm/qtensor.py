@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Union
 
 import numpy as np
@@ -14,15 +14,27 @@ from .quantization import QParams, dequantize, quantize
 
 @dataclass(frozen=True, eq=False)
 class QTensor:
-    """``data`` (int8/uint8) holding ``round(x / scale) + zero_point`` for ``qparams``."""
+    """``data`` (int8/uint8) holding ``round(x / scale) + zero_point`` for ``qparams``.
+
+    A negative ``qparams.axis`` is normalised against ``data.ndim`` (so -1 is
+    stored as ``ndim - 1``), and per-axis parameters must have one value per
+    slice of ``data`` along it."""
 
     data: np.ndarray
     qparams: QParams
 
     def __post_init__(self):
         d = _checks.quantized_array(self.data, "data")
-        if d.dtype.name != self.qparams.dtype:
-            raise ValueError(f"data is {d.dtype.name} but qparams say {self.qparams.dtype}")
+        p = self.qparams
+        if d.dtype.name != p.dtype:
+            raise ValueError(f"data is {d.dtype.name} but qparams say {p.dtype}")
+        if p.axis is not None:
+            axis = _checks.normalize_axis(p.axis, d.ndim, "qparams.axis")
+            if p.scale.shape[0] != d.shape[axis]:
+                raise ValueError(f"qparams has {p.scale.shape[0]} scales but data has {d.shape[axis]} "
+                                 f"slices along axis {axis}")
+            if axis != p.axis:
+                object.__setattr__(self, "qparams", replace(p, axis=axis))
         object.__setattr__(self, "data", d)
 
     @classmethod
@@ -42,7 +54,8 @@ class QTensor:
         return self.data.dtype
 
     def save(self, path: Union[str, os.PathLike]) -> None:
-        """Writes an ``.npz`` file (plain arrays; loading needs no pickle)."""
+        """Writes an ``.npz`` file (plain arrays; loading needs no pickle). ``axis``
+        is stored as -1 for per-tensor parameters (per-axis axes are >= 0)."""
         p = self.qparams
         np.savez(path, data=self.data, scale=np.asarray(p.scale, np.float32),
                  zero_point=np.asarray(p.zero_point, np.int32),
@@ -52,6 +65,9 @@ class QTensor:
     def load(cls, path: Union[str, os.PathLike]) -> "QTensor":
         with np.load(path, allow_pickle=False) as f:
             data, scale, zp, axis = f["data"], f["scale"], f["zero_point"], int(f["axis"])
+        if axis < 0 and scale.ndim == 1 and data.ndim and scale.size == data.shape[-1]:
+            # written before axes were normalised: axis=-1 meant per axis along the last one
+            axis = data.ndim - 1
         if axis < 0:
             qp = QParams(np.float32(scale), int(zp), data.dtype.name, None)
         else:

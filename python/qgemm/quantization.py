@@ -3,13 +3,14 @@ DequantizeLinear semantics, bit-exact with ONNX Runtime)."""
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from . import _checks, _out, _qgemm
+from . import _checks, _memory, _out, _qgemm
 
 ArrayLike = Any
 Scale = Union[float, np.ndarray]
@@ -83,9 +84,20 @@ def _qrange(dtype: str, reduce_range: bool) -> tuple:
     return lo, hi
 
 
+def _check_bits(bits: Any) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
+        raise ValueError(f"bits must be an int in 2..8, got {bits!r}")
+    return int(bits)
+
+
+def _bits_range(dtype: str, bits: int) -> tuple:
+    """The codes of ``bits`` bits: uint8 [0, 2**bits - 1], int8 [-2**(bits-1), 2**(bits-1) - 1]."""
+    return (0, 2**bits - 1) if dtype == "uint8" else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
 def qparams_from_range(min_val: ArrayLike, max_val: ArrayLike, dtype: Any = "int8",
                        symmetric: bool = False, reduce_range: bool = False,
-                       axis: Optional[int] = None) -> QParams:
+                       axis: Optional[int] = None, bits: Optional[int] = None) -> QParams:
     """Parameters for data observed in [min_val, max_val]: scalars, or 1-D (one
     range per channel) with ``axis``.
 
@@ -97,14 +109,21 @@ def qparams_from_range(min_val: ArrayLike, max_val: ArrayLike, dtype: Any = "int
     * affine: ``scale = (max - min) / (qmax - qmin)``,
       ``zero_point = qmin - round(min / scale)``;
     * symmetric: ``scale = max(|min|, |max|) / ((qmax - qmin) / 2)``, zero point 0
-      for int8 and 128 for uint8.
+      for int8 and 128 for uint8 (``2**(bits-1)`` with ``bits``).
 
+    ``bits`` (2..8) keeps that many bits of the dtype: qmin, qmax = 0, 2**bits - 1
+    for uint8 and -2**(bits-1), 2**(bits-1) - 1 for int8 (``reduce_range`` is
+    the 7-bit case, kept as PyTorch defines it; give one or the other).
     ``scale`` is at least float32 eps, so an all-zero or constant tensor still
     gives usable parameters. ValueError for NaN or infinite bounds,
     ``min_val > max_val``, and a range so wide (beyond about +-1.7e38 in all)
     that its scale, or a code dequantized with it, would overflow float32.
     """
     dtype = _checks.qdtype_name(dtype)
+    if bits is not None:
+        bits = _check_bits(bits)
+        if reduce_range:
+            raise ValueError("give bits or reduce_range, not both")
     try:
         with np.errstate(over="ignore"):  # beyond float32: infinity, refused below
             lo_v = np.asarray(min_val, dtype=np.float32)
@@ -125,12 +144,13 @@ def qparams_from_range(min_val: ArrayLike, max_val: ArrayLike, dtype: Any = "int
         raise ValueError(f"min_val must be <= max_val, got min_val={min_val}, max_val={max_val}")
     lo_v = np.minimum(lo_v, np.float32(0))
     hi_v = np.maximum(hi_v, np.float32(0))
-    qmin, qmax = _qrange(dtype, reduce_range)
+    qmin, qmax = _qrange(dtype, reduce_range) if bits is None else _bits_range(dtype, bits)
     with np.errstate(over="ignore"):  # a too-wide range is reported below
         if symmetric:
             amax = np.maximum(-lo_v, hi_v)
             scale = np.maximum(amax / np.float32((qmax - qmin) / 2), _EPS).astype(np.float32)
-            zp = np.full(scale.shape, 128 if dtype == "uint8" else 0, dtype=np.int32)
+            zp_sym = (qmin + qmax + 1) // 2 if bits is not None else (128 if dtype == "uint8" else 0)
+            zp = np.full(scale.shape, zp_sym, dtype=np.int32)
         else:
             scale = np.maximum((hi_v - lo_v) / np.float32(qmax - qmin), _EPS).astype(np.float32)
             zp = np.clip(qmin - np.rint(lo_v / scale), qmin, qmax).astype(np.int32)
@@ -243,3 +263,44 @@ def dequantize(q: ArrayLike, scale: Scale, zero_point: ZeroPoint = 0, axis: Opti
     if qa.size:
         _qgemm.dequantize(qc, target, channels, inner, s, z)
     return _out.result(out, target)
+
+
+def quantize_dynamic(x: ArrayLike, dtype: Any = "uint8", per_row: bool = True, bits: int = 8,
+                     symmetric: bool = False) -> Tuple[np.ndarray, Any, Any]:
+    """Quantizes ``x`` with parameters chosen from its own range: ``(q, scale, zero_point)``.
+
+    ``per_row=True`` (per token): one scale and zero point per row, i.e. per
+    index of ``x.shape[:-1]`` (``scale`` float32 and ``zero_point`` int32 arrays
+    of that shape); ``per_row=False``: one pair for the whole tensor (a float32
+    and an int). Each range ignores NaN and is widened to contain 0, and the
+    parameters follow :func:`qparams_from_range` with ``bits`` (2..8) setting
+    qmin/qmax; then ``q = clamp(round(x / scale) + zero_point, qmin, qmax)``.
+    That is :func:`qparams_from_range` + :func:`quantize` row by row, bit for
+    bit, except that codes are also clamped to the ``bits`` range (a value on
+    the range's edge can round one code past qmax with fewer than 8 bits).
+    One native pass per row (threaded over rows). NaN follows the rule of
+    :func:`choose_qparams`: ignored in a range (its code is qmin, as in
+    :func:`quantize`); a row (per_row) or tensor of values that are all NaN, an
+    infinity, or a range too wide for float32 is a ValueError. A row of K = 0
+    values gets the parameters of the range [0, 0].
+    """
+    a = _checks.float_array(x, "x")
+    name = _checks.qdtype_name(dtype)
+    bits = _check_bits(bits)
+    if not isinstance(per_row, (bool, np.bool_)):
+        raise TypeError(f"per_row must be a bool, got {per_row!r}")
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise TypeError(f"symmetric must be a bool, got {symmetric!r}")
+    if per_row and a.ndim < 1:
+        raise ValueError("per_row=True needs x with at least 1 dimension (rows along x.shape[:-1])")
+    k = a.shape[-1] if a.ndim else 1
+    rows = math.prod(a.shape[:-1]) if a.ndim else 1
+    x2 = np.ascontiguousarray(a, dtype=np.float32).reshape(rows, k)
+    q = _memory.empty(a.shape, _checks.QDTYPES[name])
+    n_params = rows if per_row else 1
+    scale = np.empty(n_params, np.float32)
+    zp = np.empty(n_params, np.int32)
+    _qgemm.quantize_dynamic(x2, q.reshape(rows, k), scale, zp, bits, bool(symmetric), bool(per_row))
+    if per_row:
+        return q, scale.reshape(a.shape[:-1]), zp.reshape(a.shape[:-1])
+    return q, np.float32(scale[0]), int(zp[0])

@@ -23,7 +23,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from . import _checks, _out, _qgemm
-from .gemm import PackedMatrix, as_packed
+from .gemm import PackedMatrix, RuntimeBatch, as_packed, is_runtime_batch
 
 Activation = Union[None, str, Tuple[float, float]]
 
@@ -251,6 +251,9 @@ def qlinear_matmul(a: Any, a_scale: Any, a_zero_point: Any, b: Union[Any, Packed
     else:
         za, za_rows = 0, _checks.row_zero_points(a_zero_point, rows_shape, a_name, "a_zero_point")
     sa, sa_rows = _activation_scale(a_scale, rows_shape)
+    if is_runtime_batch(b):
+        return _qlinear_runtime_batch(av, za, za_rows, sa, sa_rows, b, b_scale, b_zero_point, y_scale,
+                                      y_zero_point, bias, activation, requant, out_dtype, out)
     packed = as_packed(b, b_zero_point)
     k, n = packed.shape
     out_name = _output_dtype(out_dtype, a_name)
@@ -264,9 +267,24 @@ def qlinear_matmul(a: Any, a_scale: Any, a_zero_point: Any, b: Union[Any, Packed
         raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has K={k}")
     shape = av.shape[:-1] + (n,)
     rows = a3.shape[0] * a3.shape[1]
-    c = _out.buffer(out, shape, np.dtype(out_name), a3)
+    c = _out.buffer(out, shape, np.dtype(out_name), a3, *kw.values())  # per-row parameters too
     if rows and n:
         _qgemm.gemm(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n), **kw)
+    return _out.result(out, c)
+
+
+def _qlinear_runtime_batch(av, za, za_rows, sa, sa_rows, b, b_scale, b_zero_point, y_scale, y_zero_point,
+                           bias, activation, requant, out_dtype, out):
+    """qlinear_matmul with a plain B of batch dimensions (see RuntimeBatch)."""
+    rb = RuntimeBatch(av, _checks.quantized_array(b, "b"))
+    out_name = _output_dtype(out_dtype, _checks.qname(av))
+    kw = _stage(rb.n, _scale_product(sa, sa_rows, b_scale, rb.n), y_scale, y_zero_point, bias, activation,
+                requant, out_name, rb.per_row(sa_rows))
+    if za_rows is not None:
+        kw["za_rows"] = rb.per_row(za_rows)
+    c = _out.buffer(out, rb.shape(), np.dtype(out_name), rb.a, rb.b, *kw.values())
+    if rb.rows and rb.n:
+        _qgemm.gemm(rb.a, za, rb.b, rb.column_zero_points(b_zero_point), c.reshape(rb.rows, rb.n), **kw)
     return _out.result(out, c)
 
 
@@ -336,7 +354,7 @@ def requantize(acc: Any, multiplier: Any = None, zero_point: int = 0, dtype: Any
     # The native stage reads rows at a non-negative stride of whole int32s.
     if a2.size and (a2.strides[1] != 4 or a2.strides[0] < 0 or a2.strides[0] % 4):
         a2 = np.ascontiguousarray(a2)
-    c = _out.buffer(out, accv.shape, np.dtype(name), a2)
+    c = _out.buffer(out, accv.shape, np.dtype(name), a2, *kw.values())
     if rows and n:
         _qgemm.requantize(a2, c.reshape(rows, n), **kw)
     return _out.result(out, c)

@@ -8,6 +8,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "qgemm/buffer_pool.h"
@@ -79,6 +80,24 @@ static void test_slots(int threads) {
   }
 }
 
+// A parallel_for inside a task (the caller's included) runs inline on that
+// thread, all of its tasks, with slot 0.
+static void test_nested(int threads) {
+  set_num_threads(threads);
+  std::vector<std::atomic<int>> inner_done(16);
+  std::atomic<bool> ok{true};
+  parallel_for(16, 4, [&](size_t t, size_t) {
+    const auto outer_thread = std::this_thread::get_id();
+    parallel_for(8, 4, [&](size_t, size_t slot) {
+      if (slot != 0 || std::this_thread::get_id() != outer_thread) ok = false;
+      inner_done[t].fetch_add(1);
+    });
+  });
+  bool all = true;
+  for (auto& d : inner_done) all = all && d.load() == 8;
+  check(ok.load() && all, "nested parallel_for runs inline (" + std::to_string(threads) + " threads)");
+}
+
 static void test_thread_count() {
   for (int bad : {0, -1, kMaxThreads + 1}) {
     bool refused = false;
@@ -123,6 +142,7 @@ int main() {
   for (int threads : {1, 2, 4}) {
     test_task_failure(threads);
     test_slots(threads);
+    test_nested(threads);
   }
   test_thread_count();
   test_scratch();
