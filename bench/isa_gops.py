@@ -74,7 +74,7 @@ def main() -> None:
             line += "  " + " ".join(f"{v / vals[0]:20.2f}" for v in vals[1:])
         print(line)
     print("kernels: " + ", ".join(f"{i}={kernels[i]}" for i in isas)
-          + " (7-bit A on avx2: gemm_u8s8_6x16c4_avx2_maddubs, the range-proven kernel)")
+          + " (7-bit A on avx2: gemm_u8s8_6x16c4_avx2_assuming_int16_pair_sums, the range-proven kernel)")
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ bool isa_available(Isa isa) {
     case Isa::scalar: return true;
 #if defined(QGEMM_HAVE_AVX2)
     case Isa::avx2: return f.avx2;
-#if defined(QGEMM_HAVE_AVXVNNI)
+#if defined(QGEMM_HAVE_AVX_VNNI)
     case Isa::avx_vnni: return f.avx_vnni;
 #endif
     case Isa::avx512_vnni: return f.avx512_vnni;
@@ -120,17 +120,17 @@ Kernels kernels_for(Isa isa) {
 #if defined(QGEMM_HAVE_AVX2)
   // AVX-VNNI CPUs keep the AVX2 quantize loops (memory bound already).
   if (isa == Isa::avx2 || isa == Isa::avx_vnni) k.quant = avx2_quantize_kernels();
-  if (isa == Isa::avx512_vnni) k.quant = avx512_quantize_kernels();
+  if (isa == Isa::avx512_vnni) k.quant = avx512_vnni_quantize_kernels();
   if (isa == Isa::avx2) k.gemm = avx2_gemm_kernel();
-#if defined(QGEMM_HAVE_AVXVNNI)
-  if (isa == Isa::avx_vnni) k.gemm = avxvnni_gemm_kernel();
+#if defined(QGEMM_HAVE_AVX_VNNI)
+  if (isa == Isa::avx_vnni) k.gemm = avx_vnni_gemm_kernel();
 #endif
-  if (isa == Isa::avx512_vnni) k.gemm = avx512vnni_gemm_kernel();
+  if (isa == Isa::avx512_vnni) k.gemm = avx512_vnni_gemm_kernel();
 #endif
 #if defined(QGEMM_HAVE_NEON)
   if (isa == Isa::neon || isa == Isa::neon_dotprod) k.quant = neon_quantize_kernels();
   if (isa == Isa::neon) k.gemm = neon_gemm_kernel();
-  if (isa == Isa::neon_dotprod) k.gemm = neondot_gemm_kernel();
+  if (isa == Isa::neon_dotprod) k.gemm = neon_dotprod_gemm_kernel();
 #endif
   return k;
 }

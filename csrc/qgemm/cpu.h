@@ -6,7 +6,7 @@
 
 namespace qgemm {
 
-enum class Isa { scalar = 0, avx2 = 1, avx_vnni = 5, avx512_vnni = 4, neon = 2, neon_dotprod = 3 };
+enum class Isa { scalar, avx2, avx_vnni, avx512_vnni, neon, neon_dotprod };
 
 const char* isa_name(Isa isa);
 // Parses "scalar", "avx2", "avx_vnni", "avx512_vnni", "neon", "neon_dotprod"; throws std::invalid_argument.

@@ -69,10 +69,10 @@ struct Plan {
   size_t out_bytes;               // bytes per output element
   size_t kc_max;                  // K block (all of K unless the output is int32)
   size_t mc_max;                  // M block: rows of A packed at a time
-  int32_t za_eff;                 // za in the stored domain of A
+  int32_t za_stored;                 // za in the stored domain of A
   std::vector<int32_t> za_rows;   // per-row za in the stored domain (empty: per tensor)
   // Per-column epilogue data, padded to [panels * nr]:
-  std::vector<int32_t> col_term;  // za_eff * colsum - bias
+  std::vector<int32_t> col_term;  // za_stored * colsum - bias
   std::vector<int32_t> col_zb;    // zb in the stored domain, empty if all zero
   PaddedColumns cols;             // scale, offset, multiplier, shift
   // When every task covers all rows in one M block and one K block (the
@@ -83,29 +83,29 @@ struct Plan {
 
 // Packs rows [m0, m0 + mc) x columns [k0, k0 + kc) of A, tile by tile, into
 // dst and adds the rows' sums of stored values into rowsum[0..mc).
-void pack_a_block(const Plan& P, size_t m0, size_t mc, size_t k0, size_t kc, uint8_t* dst,
+void pack_a_block(const Plan& plan, size_t m0, size_t mc, size_t k0, size_t kc, uint8_t* dst,
                   int32_t* rowsum) {
-  const GemmKernel& kern = P.kern;
+  const GemmKernel& kern = plan.kern;
   const size_t mr = kern.mr;
   const size_t tile_bytes = (kc + kern.kr - 1) / kern.kr * kern.kr * mr * kern.a_bytes;
   const uint8_t* row_ptr[64];  // one tile's rows (every kernel's mr is far below 64)
   for (size_t t = 0; t * mr < mc; ++t) {
     const int m = static_cast<int>(std::min(mr, mc - t * mr));
     for (int i = 0; i < m; ++i) {
-      const size_t r = m0 + t * mr + i, bi = r / P.a.m, mi = r % P.a.m;
-      row_ptr[i] = P.a.data + static_cast<ptrdiff_t>(bi) * P.a.batch_stride +
-                   static_cast<ptrdiff_t>(mi) * P.a.row_stride;
+      const size_t r = m0 + t * mr + i, bi = r / plan.a.m, mi = r % plan.a.m;
+      row_ptr[i] = plan.a.data + static_cast<ptrdiff_t>(bi) * plan.a.batch_stride +
+                   static_cast<ptrdiff_t>(mi) * plan.a.row_stride;
     }
-    pack_a(row_ptr, m, P.a.col_stride, P.a.is_u8, k0, kc, kern.mr, kern.kr, kern.a_bytes,
+    pack_a(row_ptr, m, plan.a.col_stride, plan.a.is_u8, k0, kc, kern.mr, kern.kr, kern.a_bytes,
            kern.a_unsigned, dst + t * tile_bytes, rowsum + t * mr);
   }
 }
 
 // rowsum(A) - K * za per row (rows m0 ..): the row term of the zero-point algebra.
-void row_terms(const Plan& P, const int32_t* rowsum, size_t m0, size_t mc, int32_t* row_term) {
-  const int32_t k = static_cast<int32_t>(P.a.k);
+void row_terms(const Plan& plan, const int32_t* rowsum, size_t m0, size_t mc, int32_t* row_term) {
+  const int32_t k = static_cast<int32_t>(plan.a.k);
   for (size_t i = 0; i < mc; ++i)
-    row_term[i] = wrap_sub(rowsum[i], wrap_mul(k, P.za_rows.empty() ? P.za_eff : P.za_rows[m0 + i]));
+    row_term[i] = wrap_sub(rowsum[i], wrap_mul(k, plan.za_rows.empty() ? plan.za_stored : plan.za_rows[m0 + i]));
 }
 
 // One thread's scratch in run_block: A's packed block, its row sums and row
@@ -117,11 +117,11 @@ struct BlockScratch {
 };
 
 // Rows [r0, r1) x panels [p0, p1): pack A block by block and run the tiles.
-void run_block(const Plan& P, const BlockScratch& s, size_t r0, size_t r1, size_t p0, size_t p1) {
-  const GemmKernel& kern = P.kern;
-  const size_t K = P.a.k, mr = kern.mr, nr = kern.nr;
-  const size_t kc_max = P.kc_max, mc_max = P.mc_max;
-  const bool shared = P.a_shared != nullptr;
+void run_block(const Plan& plan, const BlockScratch& s, size_t r0, size_t r1, size_t p0, size_t p1) {
+  const GemmKernel& kern = plan.kern;
+  const size_t K = plan.a.k, mr = kern.mr, nr = kern.nr;
+  const size_t kc_max = plan.kc_max, mc_max = plan.mc_max;
+  const bool shared = plan.a_shared != nullptr;
 
   for (size_t m0 = r0; m0 < r1; m0 += mc_max) {
     const size_t mc = std::min(mc_max, r1 - m0);
@@ -134,29 +134,29 @@ void run_block(const Plan& P, const BlockScratch& s, size_t r0, size_t r1, size_
       const size_t tile_bytes = kc_padded * mr * kern.a_bytes;
       const bool final = k0 + kc == K;
       if (!shared) {
-        pack_a_block(P, m0, mc, k0, kc, s.a_pack, s.rowsum);
-        if (final) row_terms(P, s.rowsum, m0, mc, s.row_term);
+        pack_a_block(plan, m0, mc, k0, kc, s.a_pack, s.rowsum);
+        if (final) row_terms(plan, s.rowsum, m0, mc, s.row_term);
       }
-      const uint8_t* a_block = shared ? P.a_shared : s.a_pack;
-      const int32_t* rt = shared ? P.row_term_shared : s.row_term;
+      const uint8_t* a_block = shared ? plan.a_shared : s.a_pack;
+      const int32_t* rt = shared ? plan.row_term_shared : s.row_term;
       const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
       for (size_t p = p0; p < p1; ++p) {
-        const int8_t* b_slice = P.b.panel(p) + k0 * nr;
-        const int n = static_cast<int>(std::min(nr, P.b.n - p * nr));
+        const int8_t* b_slice = plan.b.panel(p) + k0 * nr;
+        const int n = static_cast<int>(std::min(nr, plan.b.n - p * nr));
         EpilogueParams ep{};
-        ep.col_term = P.col_term.data() + p * nr;
-        ep.col_zb = at_or_null(P.col_zb, p * nr);
-        ep.col_sum = P.za_rows.empty() ? nullptr : P.b.colsum.data() + p * nr;
-        ep.out = P.cols.at(P.out, m0, p * nr);
+        ep.col_term = plan.col_term.data() + p * nr;
+        ep.col_zb = at_or_null(plan.col_zb, p * nr);
+        ep.col_sum = plan.za_rows.empty() ? nullptr : plan.b.colsum.data() + p * nr;
+        ep.out = plan.cols.at(plan.out, m0, p * nr);
         const float* row_scale = ep.out.row_scale;
         for (size_t t = 0; t < tiles; ++t) {
           const int m = static_cast<int>(std::min(mr, mc - t * mr));
           ep.row_term = rt + t * mr;
-          ep.row_za = at_or_null(P.za_rows, m0 + t * mr);
+          ep.row_za = at_or_null(plan.za_rows, m0 + t * mr);
           ep.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
-          uint8_t* c_tile = static_cast<uint8_t*>(P.out.data) +
-                            ((m0 + t * mr) * P.out.ldc + p * nr) * P.out_bytes;
-          kern.micro(kc_padded / kern.kr, a_block + t * tile_bytes, b_slice, c_tile, P.out.ldc, m,
+          uint8_t* c_tile = static_cast<uint8_t*>(plan.out.data) +
+                            ((m0 + t * mr) * plan.out.ldc + p * nr) * plan.out_bytes;
+          kern.micro(kc_padded / kern.kr, a_block + t * tile_bytes, b_slice, c_tile, plan.out.ldc, m,
                      n, flags, &ep);
         }
       }
@@ -210,36 +210,36 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   const GemmKernel& kern = choose_kernel(base_kernel, a, b_base);
   const PackedB& b = packed_for(b_base, kern);
   const size_t padded_n = b.panels * kern.nr;
-  Plan P{kern, a, b, out, output_element_bytes(out.kind), 0, 0, 0, {}, {}, {}, {}};
+  Plan plan{kern, a, b, out, output_element_bytes(out.kind), 0, 0, 0, {}, {}, {}, {}};
   // K blocks keep partial sums in C, which only an int32 output can hold.
   const size_t k_rounded = (K + kern.kr - 1) / kern.kr * kern.kr;
   // Few rows (GEMV-like): no K blocks either, so that each thread streams its
   // part of B once, front to back.
   const bool few_rows = rows <= static_cast<size_t>(2 * kern.mr);
-  P.kc_max = out.kind == OutputKind::int32 && !few_rows ? std::min(kKc, k_rounded) : k_rounded;
-  P.mc_max = kern.mr * std::max<size_t>(1, std::min(kMcMaxTiles, kMcBytes / std::max<size_t>(
-                                                                     1, kern.mr * P.kc_max * kern.a_bytes)));
+  plan.kc_max = out.kind == OutputKind::int32 && !few_rows ? std::min(kKc, k_rounded) : k_rounded;
+  plan.mc_max = kern.mr * std::max<size_t>(1, std::min(kMcMaxTiles, kMcBytes / std::max<size_t>(
+                                                                     1, kern.mr * plan.kc_max * kern.a_bytes)));
   // Stored-domain zero points: bytes flipped by ^0x80 move by 128 (see pack.h).
   int32_t za_shift = 0;
   if (kern.a_bytes == 1 && kern.a_unsigned && !a.is_u8) za_shift = 128;
   if (kern.a_bytes == 1 && !kern.a_unsigned && a.is_u8) za_shift = -128;
-  P.za_eff = za + za_shift;
+  plan.za_stored = za + za_shift;
   if (a.row_zero_point) {  // the za * colsum term is then per element (EpilogueParams::row_za)
-    P.za_eff = 0;
-    P.za_rows.resize(rows);
-    for (size_t r = 0; r < rows; ++r) P.za_rows[r] = a.row_zero_point[r] + za_shift;
+    plan.za_stored = 0;
+    plan.za_rows.resize(rows);
+    for (size_t r = 0; r < rows; ++r) plan.za_rows[r] = a.row_zero_point[r] + za_shift;
   }
   const int32_t zb_shift = b.is_u8 ? 128 : 0;
-  P.col_term.assign(padded_n, 0);
+  plan.col_term.assign(padded_n, 0);
   for (size_t j = 0; j < N; ++j)
-    P.col_term[j] = wrap_sub(wrap_mul(P.za_eff, b.colsum[j]), out.bias ? out.bias[j] : 0);
+    plan.col_term[j] = wrap_sub(wrap_mul(plan.za_stored, b.colsum[j]), out.bias ? out.bias[j] : 0);
   bool any_zb = false;
   for (size_t j = 0; j < N && !any_zb; ++j) any_zb = (zb[zb_per_column ? j : 0] - zb_shift) != 0;
   if (any_zb) {
-    P.col_zb.assign(padded_n, 0);
-    for (size_t j = 0; j < N; ++j) P.col_zb[j] = zb[zb_per_column ? j : 0] - zb_shift;
+    plan.col_zb.assign(padded_n, 0);
+    for (size_t j = 0; j < N; ++j) plan.col_zb[j] = zb[zb_per_column ? j : 0] - zb_shift;
   }
-  P.cols = PaddedColumns(out, N, padded_n);
+  plan.cols = PaddedColumns(out, N, padded_n);
   // Split rows across threads when there are enough, else split panels. Up
   // to kTasksPerThread tasks per thread, taken dynamically: a thread that is
   // descheduled (a busy machine) then delays the call by one small task, not
@@ -255,20 +255,20 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   // Several tasks over all rows in one block: pack A once, here.
   std::vector<int64_t> a_shared;  // int64 for alignment
   std::vector<int32_t> rowsum_shared, row_term_shared;
-  if (tasks > 1 && !split_rows && rows <= P.mc_max && P.kc_max >= K) {
-    a_shared.resize((P.mc_max * P.kc_max * kern.a_bytes) / 8 + 1);
+  if (tasks > 1 && !split_rows && rows <= plan.mc_max && plan.kc_max >= K) {
+    a_shared.resize((plan.mc_max * plan.kc_max * kern.a_bytes) / 8 + 1);
     rowsum_shared.assign(rows, 0);
-    row_term_shared.resize(P.mc_max);
-    pack_a_block(P, 0, rows, 0, K, reinterpret_cast<uint8_t*>(a_shared.data()), rowsum_shared.data());
-    row_terms(P, rowsum_shared.data(), 0, rows, row_term_shared.data());
-    P.a_shared = reinterpret_cast<const uint8_t*>(a_shared.data());
-    P.row_term_shared = row_term_shared.data();
+    row_term_shared.resize(plan.mc_max);
+    pack_a_block(plan, 0, rows, 0, K, reinterpret_cast<uint8_t*>(a_shared.data()), rowsum_shared.data());
+    row_terms(plan, rowsum_shared.data(), 0, rows, row_term_shared.data());
+    plan.a_shared = reinterpret_cast<const uint8_t*>(a_shared.data());
+    plan.row_term_shared = row_term_shared.data();
   }
   // Each thread's scratch, allocated here: a failed allocation raises in the
   // caller, never inside a task.
   const size_t slots = std::min<size_t>(threads, tasks);
-  const size_t a_bytes = P.a_shared ? 0 : round_up(P.mc_max * P.kc_max * kern.a_bytes, 64);
-  const size_t sums_bytes = P.a_shared ? 0 : round_up(P.mc_max * sizeof(int32_t), 64);
+  const size_t a_bytes = plan.a_shared ? 0 : round_up(plan.mc_max * plan.kc_max * kern.a_bytes, 64);
+  const size_t sums_bytes = plan.a_shared ? 0 : round_up(plan.mc_max * sizeof(int32_t), 64);
   const size_t slot_bytes = a_bytes + 2 * sums_bytes;
   const ScratchBuffer scratch(slots * slot_bytes);
   parallel_for(tasks, slots, [&](size_t t, size_t slot) {
@@ -278,10 +278,10 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
     if (split_rows) {
       const size_t r0 = std::min(rows, row_tiles * t / tasks * mr);
       const size_t r1 = std::min(rows, row_tiles * (t + 1) / tasks * mr);
-      if (r0 < r1) run_block(P, s, r0, r1, 0, b.panels);
+      if (r0 < r1) run_block(plan, s, r0, r1, 0, b.panels);
     } else {
       const size_t p0 = b.panels * t / tasks, p1 = b.panels * (t + 1) / tasks;
-      if (p0 < p1) run_block(P, s, 0, rows, p0, p1);
+      if (p0 < p1) run_block(plan, s, 0, rows, p0, p1);
     }
   });
 }

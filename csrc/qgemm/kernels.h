@@ -109,20 +109,21 @@ struct Kernels {
 };
 
 const Kernels& scalar_kernels();
+const GemmKernel& scalar_gemm_kernel();
 #if defined(QGEMM_HAVE_AVX2)
 const QuantizeKernels& avx2_quantize_kernels();
 const GemmKernel& avx2_gemm_kernel();
-const GemmKernel& avx2_maddubs_gemm_kernel();
-const GemmKernel& avx512vnni_gemm_kernel();
-const QuantizeKernels& avx512_quantize_kernels();
+const GemmKernel& avx2_assuming_int16_pair_sums_gemm_kernel();
+const GemmKernel& avx512_vnni_gemm_kernel();
+const QuantizeKernels& avx512_vnni_quantize_kernels();
 #endif
-#if defined(QGEMM_HAVE_AVXVNNI)
-const GemmKernel& avxvnni_gemm_kernel();
+#if defined(QGEMM_HAVE_AVX_VNNI)
+const GemmKernel& avx_vnni_gemm_kernel();
 #endif
 #if defined(QGEMM_HAVE_NEON)
 const QuantizeKernels& neon_quantize_kernels();
 const GemmKernel& neon_gemm_kernel();
-const GemmKernel& neondot_gemm_kernel();
+const GemmKernel& neon_dotprod_gemm_kernel();
 #endif
 
 }  // namespace qgemm

@@ -20,7 +20,7 @@ inline int32_t wrap_mul(int32_t x, int32_t y) {
 
 // gemmlowp's SaturatingRoundingDoublingHighMul: round(a * b / 2^31), with
 // the single overflow case INT32_MIN * INT32_MIN saturated.
-inline int32_t srdhm(int32_t a, int32_t b) {
+inline int32_t saturating_rounding_doubling_high_mul(int32_t a, int32_t b) {
   if (a == INT32_MIN && b == INT32_MIN) return INT32_MAX;
   const int64_t ab = static_cast<int64_t>(a) * b;
   const int64_t nudge = ab >= 0 ? (int64_t(1) << 30) : 1 - (int64_t(1) << 30);
@@ -38,7 +38,7 @@ inline int32_t rounding_divide_by_pot(int32_t x, int e) {
 // TFLite's MultiplyByQuantizedMultiplier (the left shift wraps in int32).
 inline int32_t multiply_by_quantized_multiplier(int32_t x, int32_t mult, int shift) {
   const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-  return rounding_divide_by_pot(srdhm(wrap_mul(x, int32_t(1) << left), mult), right);
+  return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(wrap_mul(x, int32_t(1) << left), mult), right);
 }
 
 // Clamp in float to integer bounds (so NaN cannot occur and +-inf or huge

@@ -12,7 +12,7 @@ namespace {
 // (x*m + 2^30) >> 31 on the even and the odd lanes' 64-bit products (one
 // formula covers both signs), INT32_MIN * INT32_MIN saturated.
 template <class V>
-inline typename V::Int srdhm_from_wide_products(typename V::Int x, typename V::Int m) {
+inline typename V::Int saturating_rounding_doubling_high_mul_from_wide_products(typename V::Int x, typename V::Int m) {
   using Int = typename V::Int;
   const Int even = V::high_q31_of_even_products(x, m);
   const Int odd = V::high_q31_of_even_products(V::odd_lanes_down(x), V::odd_lanes_down(m));
@@ -40,7 +40,7 @@ inline typename V::Int multiply_by_quantized_multiplier(typename V::Int x, typen
   using Int = typename V::Int;
   const Int zero = V::dup(0);
   const Int left = V::max(shift, zero), right = V::max(V::sub(zero, shift), zero);
-  return rounding_divide_by_pot<V>(V::srdhm(V::shift_left(x, left), multiplier), right);
+  return rounding_divide_by_pot<V>(V::saturating_rounding_doubling_high_mul(V::shift_left(x, left), multiplier), right);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // The output stage (output_stage.h) on vector registers, written once over a
 // per-ISA primitive set V, gemmlowp-style; bit-exact with the scalar
 // reference (output_stage_scalar.h). A primitive set (avx2/vector_avx2.h,
-// avx512/vector_avx512.h, neon/vector_neon.h) provides, on V::kLanes lanes:
+// avx512_vnni/vector_avx512_vnni.h, neon/vector_neon.h) provides, on V::kLanes lanes:
 //   types     Int (int32 lanes), Float (float32 lanes)
 //   memory    load / store of whole vectors; Live = live(n), the first n
 //             lanes of a vector (n may be <= 0 or >= kLanes), computed once
@@ -13,7 +13,7 @@
 //             bit_and; Mask = equal(a, b) / greater(a, b), both(m1, m2),
 //             select(mask, a, b), increment_where(mask, x) (x + 1 there);
 //             shift_left / shift_right (arithmetic) by per-lane counts 0..31,
-//             srdhm (SaturatingRoundingDoublingHighMul, see fixedpoint.h)
+//             saturating_rounding_doubling_high_mul (SaturatingRoundingDoublingHighMul, see fixedpoint.h)
 //   float32   dup, add, mul, div, to_float, round (half to even), bits (the
 //             same 32 bits as Int), max_or_low(v, lo) = v > lo ? v : lo and
 //             min_or_high(v, hi) = v < hi ? v : hi (the reference's compares:

@@ -64,7 +64,7 @@ struct VectorAvx2 {
   static QGEMM_INLINE Int increment_where(Mask m, Int x) { return _mm256_sub_epi32(x, m); }
   static QGEMM_INLINE Int shift_left(Int a, Int n) { return _mm256_sllv_epi32(a, n); }
   static QGEMM_INLINE Int shift_right(Int a, Int n) { return _mm256_srav_epi32(a, n); }
-  // For srdhm_from_wide_products (fixedpoint.h).
+  // For saturating_rounding_doubling_high_mul_from_wide_products (fixedpoint.h).
   static QGEMM_INLINE Int high_q31_of_even_products(Int x, Int m) {
     return _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, m), _mm256_set1_epi64x(int64_t(1) << 30)), 31);
   }
@@ -72,7 +72,7 @@ struct VectorAvx2 {
   static QGEMM_INLINE Int join_even_odd(Int even, Int odd) {
     return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
   }
-  static QGEMM_INLINE Int srdhm(Int x, Int m) { return srdhm_from_wide_products<VectorAvx2>(x, m); }
+  static QGEMM_INLINE Int saturating_rounding_doubling_high_mul(Int x, Int m) { return saturating_rounding_doubling_high_mul_from_wide_products<VectorAvx2>(x, m); }
 
   static QGEMM_INLINE Float dup(float x) { return _mm256_set1_ps(x); }
   static QGEMM_INLINE Float add(Float a, Float b) { return _mm256_add_ps(a, b); }

@@ -74,7 +74,7 @@ struct VectorNeon {
   static QGEMM_INLINE Int shift_left(Int a, Int n) { return vshlq_s32(a, n); }
   static QGEMM_INLINE Int shift_right(Int a, Int n) { return vshlq_s32(a, vnegq_s32(n)); }
   // sqrdmulh is exactly gemmlowp's SaturatingRoundingDoublingHighMul.
-  static QGEMM_INLINE Int srdhm(Int x, Int m) { return vqrdmulhq_s32(x, m); }
+  static QGEMM_INLINE Int saturating_rounding_doubling_high_mul(Int x, Int m) { return vqrdmulhq_s32(x, m); }
 
   static QGEMM_INLINE Float dup(float x) { return vdupq_n_f32(x); }
   static QGEMM_INLINE Float add(Float a, Float b) { return vaddq_f32(a, b); }

@@ -54,15 +54,13 @@ void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
 
 }  // namespace
 
-extern const GemmKernel kGemmS8S8_4x8c2_Scalar;
-
 const Kernels& scalar_kernels() {
   static const Kernels k = {
       "scalar",
       {quantize_tensor<int8_t>, quantize_tensor<uint8_t>, quantize_vec<int8_t>,
        quantize_vec<uint8_t>, dequantize_tensor<int8_t>, dequantize_tensor<uint8_t>,
        dequantize_vec<int8_t>, dequantize_vec<uint8_t>, minmax_f32},
-      kGemmS8S8_4x8c2_Scalar,
+      scalar_gemm_kernel(),
   };
   return k;
 }

@@ -58,8 +58,8 @@ struct Tile {
 
 }  // namespace
 
-const GemmKernel& neondot_gemm_kernel() {
-  static const GemmKernel k = {"gemm_s8s8_8x8c4_neondot", kMr, kNr, kKr, 1,
+const GemmKernel& neon_dotprod_gemm_kernel() {
+  static const GemmKernel k = {"gemm_s8s8_8x8c4_neon_dotprod", kMr, kNr, kKr, 1,
                                gemm_live_rows<kMr, int8_t, Tile>, Epilogue::final_block};
   return k;
 }

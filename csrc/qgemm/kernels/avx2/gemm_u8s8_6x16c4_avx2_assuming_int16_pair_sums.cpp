@@ -22,7 +22,7 @@
 namespace qgemm {
 namespace {
 
-struct Avx2Maddubs {
+struct Avx2AssumingInt16PairSums {
   using Vector = VectorAvx2;
   using Int = __m256i;
   using AType = uint8_t;
@@ -55,9 +55,9 @@ struct Avx2Maddubs {
 
 }  // namespace
 
-const GemmKernel& avx2_maddubs_gemm_kernel() {
-  using K = Avx2Maddubs;
-  static const GemmKernel k = {"gemm_u8s8_6x16c4_avx2_maddubs", K::kMr, K::kNr, K::kKr, 1,
+const GemmKernel& avx2_assuming_int16_pair_sums_gemm_kernel() {
+  using K = Avx2AssumingInt16PairSums;
+  static const GemmKernel k = {"gemm_u8s8_6x16c4_avx2_assuming_int16_pair_sums", K::kMr, K::kNr, K::kKr, 1,
                                gemm_live_rows<K::kMr, K::AType, DotTile<K>>,
                                VectorEpilogue<K::Vector, K::kNr>::final_block, true};
   return k;

@@ -8,7 +8,7 @@ namespace {
 
 constexpr int kMr = 4, kNr = 8, kKr = 2;
 
-void gemm_s8s8_4x8c2_scalar(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
+void gemm_s16s8_4x8c2_scalar(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
                             size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
   const int16_t* a = static_cast<const int16_t*>(a_packed);
   uint32_t acc[kMr][kNr] = {};
@@ -36,8 +36,10 @@ void epilogue_scalar(const int32_t* acc, size_t lda, void* c, size_t ldc, int m,
 
 }  // namespace
 
-extern const GemmKernel kGemmS8S8_4x8c2_Scalar;
-const GemmKernel kGemmS8S8_4x8c2_Scalar = {"gemm_s8s8_4x8c2_scalar", kMr, kNr, kKr, 2,
-                                           gemm_s8s8_4x8c2_scalar, epilogue_scalar};
+const GemmKernel& scalar_gemm_kernel() {
+  static const GemmKernel k = {"gemm_s16s8_4x8c2_scalar", kMr, kNr, kKr, 2, gemm_s16s8_4x8c2_scalar,
+                               epilogue_scalar};
+  return k;
+}
 
 }  // namespace qgemm

@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "qgemm/kernels.h"
-#include "qgemm/kernels/avx512/vector_avx512.h"
+#include "qgemm/kernels/avx512_vnni/vector_avx512_vnni.h"
 #include "qgemm/kernels/dot_tile.h"
 #include "qgemm/kernels/live_rows.h"
 
@@ -19,7 +19,7 @@ namespace qgemm {
 namespace {
 
 struct Avx512Vnni {
-  using Vector = VectorAvx512;
+  using Vector = VectorAvx512Vnni;
   using Int = __m512i;
   using AType = uint8_t;
   struct B {
@@ -43,9 +43,9 @@ struct Avx512Vnni {
 
 }  // namespace
 
-const GemmKernel& avx512vnni_gemm_kernel() {
+const GemmKernel& avx512_vnni_gemm_kernel() {
   using K = Avx512Vnni;
-  static const GemmKernel k = {"gemm_u8s8_8x32c4_avx512vnni", K::kMr, K::kNr, K::kKr, 1,
+  static const GemmKernel k = {"gemm_u8s8_8x32c4_avx512_vnni", K::kMr, K::kNr, K::kKr, 1,
                                gemm_live_rows<K::kMr, K::AType, DotTile<K>>,
                                VectorEpilogue<K::Vector, K::kNr>::final_block, true};
   return k;

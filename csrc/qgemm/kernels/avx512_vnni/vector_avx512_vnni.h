@@ -12,7 +12,7 @@
 namespace qgemm {
 namespace {
 
-struct VectorAvx512 {
+struct VectorAvx512Vnni {
   using Int = __m512i;
   using Float = __m512;
   static constexpr int kLanes = 16;
@@ -46,7 +46,7 @@ struct VectorAvx512 {
   static QGEMM_INLINE Int increment_where(Mask m, Int x) { return _mm512_mask_add_epi32(x, m, x, _mm512_set1_epi32(1)); }
   static QGEMM_INLINE Int shift_left(Int a, Int n) { return _mm512_sllv_epi32(a, n); }
   static QGEMM_INLINE Int shift_right(Int a, Int n) { return _mm512_srav_epi32(a, n); }
-  // For srdhm_from_wide_products (fixedpoint.h).
+  // For saturating_rounding_doubling_high_mul_from_wide_products (fixedpoint.h).
   static QGEMM_INLINE Int high_q31_of_even_products(Int x, Int m) {
     return _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, m), _mm512_set1_epi64(int64_t(1) << 30)), 31);
   }
@@ -54,7 +54,7 @@ struct VectorAvx512 {
   static QGEMM_INLINE Int join_even_odd(Int even, Int odd) {
     return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
   }
-  static QGEMM_INLINE Int srdhm(Int x, Int m) { return srdhm_from_wide_products<VectorAvx512>(x, m); }
+  static QGEMM_INLINE Int saturating_rounding_doubling_high_mul(Int x, Int m) { return saturating_rounding_doubling_high_mul_from_wide_products<VectorAvx512Vnni>(x, m); }
 
   static QGEMM_INLINE Float dup(float x) { return _mm512_set1_ps(x); }
   static QGEMM_INLINE Float add(Float a, Float b) { return _mm512_add_ps(a, b); }

@@ -302,7 +302,7 @@ void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
 
 }  // namespace
 
-const QuantizeKernels& avx512_quantize_kernels() {
+const QuantizeKernels& avx512_vnni_quantize_kernels() {
   static const QuantizeKernels k = {
       quantize_tensor<int8_t>,          quantize_tensor<uint8_t>,
       quantize_f32<int8_t, true>,       quantize_f32<uint8_t, true>,

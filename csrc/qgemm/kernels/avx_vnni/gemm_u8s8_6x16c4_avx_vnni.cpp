@@ -48,9 +48,9 @@ struct AvxVnni {
 
 }  // namespace
 
-const GemmKernel& avxvnni_gemm_kernel() {
+const GemmKernel& avx_vnni_gemm_kernel() {
   using K = AvxVnni;
-  static const GemmKernel k = {"gemm_u8s8_6x16c4_avxvnni", K::kMr, K::kNr, K::kKr, 1,
+  static const GemmKernel k = {"gemm_u8s8_6x16c4_avx_vnni", K::kMr, K::kNr, K::kKr, 1,
                                gemm_live_rows<K::kMr, K::AType, DotTile<K>>,
                                VectorEpilogue<K::Vector, K::kNr>::final_block, true};
   return k;

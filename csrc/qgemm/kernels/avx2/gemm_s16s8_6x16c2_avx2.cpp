@@ -42,9 +42,9 @@ struct Avx2Exact {
 
 const GemmKernel& avx2_gemm_kernel() {
   using K = Avx2Exact;
-  static const GemmKernel k = {"gemm_s8s8_6x16c2_avx2", K::kMr, K::kNr, K::kKr, 2,
+  static const GemmKernel k = {"gemm_s16s8_6x16c2_avx2", K::kMr, K::kNr, K::kKr, 2,
                                gemm_live_rows<K::kMr, K::AType, DotTile<K>>,
-                               VectorEpilogue<K::Vector, K::kNr>::final_block, false, &avx2_maddubs_gemm_kernel()};
+                               VectorEpilogue<K::Vector, K::kNr>::final_block, false, &avx2_assuming_int16_pair_sums_gemm_kernel()};
   return k;
 }
 
