@@ -14,9 +14,12 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "qgemm/kernels.h"
 #include "qgemm/kernels/always_inline.h"
+#include "qgemm/kernels/live_rows.h"
 #include "qgemm/kernels/output_stage_vector.h"
 
 namespace qgemm {
@@ -106,6 +109,22 @@ struct DotTile {
     dot_tile<K, M>(k_groups, a, b, c, ldc, n, flags, ep);
   }
 };
+
+// The record of a kernel with traits K (A stored as int16 when AType holds
+// pairs of them, else as bytes: uint8 for the u8 x s8 instructions).
+template <class K>
+GemmKernel dot_kernel_record(const char* name, const GemmKernel* proven_range = nullptr) {
+  const bool bytes = std::is_same<typename K::AType, uint8_t>::value;
+  return {name, K::kMr, K::kNr, K::kKr, bytes ? 1 : 2, gemm_live_rows<K::kMr, typename K::AType, DotTile<K>>,
+          VectorEpilogue<typename K::Vector, K::kNr>::final_block, bytes, proven_range};
+}
+
+// Four bytes of A (one K group of one row) as an int32 to broadcast.
+QGEMM_INLINE int32_t a_quad(const uint8_t* a) {
+  int32_t v;
+  std::memcpy(&v, a, 4);
+  return v;
+}
 
 }  // namespace
 }  // namespace qgemm

@@ -11,7 +11,6 @@
 #include "qgemm/kernels.h"
 #include "qgemm/kernels/avx2/vector_avx2.h"
 #include "qgemm/kernels/dot_tile.h"
-#include "qgemm/kernels/live_rows.h"
 
 namespace qgemm {
 namespace {
@@ -41,10 +40,7 @@ struct Avx2Exact {
 }  // namespace
 
 const GemmKernel& avx2_gemm_kernel() {
-  using K = Avx2Exact;
-  static const GemmKernel k = {"gemm_s16s8_6x16c2_avx2", K::kMr, K::kNr, K::kKr, 2,
-                               gemm_live_rows<K::kMr, K::AType, DotTile<K>>,
-                               VectorEpilogue<K::Vector, K::kNr>::final_block, false, &avx2_assuming_int16_pair_sums_gemm_kernel()};
+  static const GemmKernel k = dot_kernel_record<Avx2Exact>("gemm_s16s8_6x16c2_avx2", &avx2_assuming_int16_pair_sums_gemm_kernel());
   return k;
 }
 

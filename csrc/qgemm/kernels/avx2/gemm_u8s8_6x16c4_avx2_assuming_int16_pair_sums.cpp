@@ -12,12 +12,10 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "qgemm/kernels.h"
 #include "qgemm/kernels/avx2/vector_avx2.h"
 #include "qgemm/kernels/dot_tile.h"
-#include "qgemm/kernels/live_rows.h"
 
 namespace qgemm {
 namespace {
@@ -33,11 +31,7 @@ struct Avx2AssumingInt16PairSums {
   static QGEMM_INLINE Int zero() { return _mm256_setzero_si256(); }
   static QGEMM_INLINE Int add(Int x, Int y) { return _mm256_add_epi32(x, y); }
   static QGEMM_INLINE B load_b(const int8_t* b) { return b; }
-  static QGEMM_INLINE Int broadcast(const uint8_t* a, int i) {  // 4 bytes of row i to every lane
-    int32_t v;
-    std::memcpy(&v, a + 4 * i, 4);
-    return _mm256_set1_epi32(v);
-  }
+  static QGEMM_INLINE Int broadcast(const uint8_t* a, int i) { return _mm256_set1_epi32(a_quad(a + 4 * i)); }
   // acc += the four-product sums of a (uint8) and 32 bytes of B. B is a
   // memory operand of vpmaddubsw: with 12 accumulators, A, the ones and a
   // temporary in registers, two B registers would not fit in 16 (GCC then
@@ -56,10 +50,7 @@ struct Avx2AssumingInt16PairSums {
 }  // namespace
 
 const GemmKernel& avx2_assuming_int16_pair_sums_gemm_kernel() {
-  using K = Avx2AssumingInt16PairSums;
-  static const GemmKernel k = {"gemm_u8s8_6x16c4_avx2_assuming_int16_pair_sums", K::kMr, K::kNr, K::kKr, 1,
-                               gemm_live_rows<K::kMr, K::AType, DotTile<K>>,
-                               VectorEpilogue<K::Vector, K::kNr>::final_block, true};
+  static const GemmKernel k = dot_kernel_record<Avx2AssumingInt16PairSums>("gemm_u8s8_6x16c4_avx2_assuming_int16_pair_sums");
   return k;
 }
 

@@ -8,12 +8,10 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "qgemm/kernels.h"
 #include "qgemm/kernels/avx512_vnni/vector_avx512_vnni.h"
 #include "qgemm/kernels/dot_tile.h"
-#include "qgemm/kernels/live_rows.h"
 
 namespace qgemm {
 namespace {
@@ -31,11 +29,7 @@ struct Avx512Vnni {
   static QGEMM_INLINE Int zero() { return _mm512_setzero_si512(); }
   static QGEMM_INLINE Int add(Int x, Int y) { return _mm512_add_epi32(x, y); }
   static QGEMM_INLINE B load_b(const int8_t* b) { return {_mm512_loadu_si512(b), _mm512_loadu_si512(b + 64)}; }
-  static QGEMM_INLINE Int broadcast(const uint8_t* a, int i) {  // 4 bytes of row i to every lane
-    int32_t v;
-    std::memcpy(&v, a + 4 * i, 4);
-    return _mm512_set1_epi32(v);
-  }
+  static QGEMM_INLINE Int broadcast(const uint8_t* a, int i) { return _mm512_set1_epi32(a_quad(a + 4 * i)); }
   static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) {
     return _mm512_dpbusd_epi32(acc, a, half ? b.hi : b.lo);
   }
@@ -44,10 +38,7 @@ struct Avx512Vnni {
 }  // namespace
 
 const GemmKernel& avx512_vnni_gemm_kernel() {
-  using K = Avx512Vnni;
-  static const GemmKernel k = {"gemm_u8s8_8x32c4_avx512_vnni", K::kMr, K::kNr, K::kKr, 1,
-                               gemm_live_rows<K::kMr, K::AType, DotTile<K>>,
-                               VectorEpilogue<K::Vector, K::kNr>::final_block, true};
+  static const GemmKernel k = dot_kernel_record<Avx512Vnni>("gemm_u8s8_8x32c4_avx512_vnni");
   return k;
 }
 

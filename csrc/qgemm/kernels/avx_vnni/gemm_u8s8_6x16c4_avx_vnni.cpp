@@ -10,12 +10,10 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "qgemm/kernels.h"
 #include "qgemm/kernels/avx2/vector_avx2.h"
 #include "qgemm/kernels/dot_tile.h"
-#include "qgemm/kernels/live_rows.h"
 
 namespace qgemm {
 namespace {
@@ -36,11 +34,7 @@ struct AvxVnni {
     return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)),
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32))};
   }
-  static QGEMM_INLINE Int broadcast(const uint8_t* a, int i) {  // 4 bytes of row i to every lane
-    int32_t v;
-    std::memcpy(&v, a + 4 * i, 4);
-    return _mm256_set1_epi32(v);
-  }
+  static QGEMM_INLINE Int broadcast(const uint8_t* a, int i) { return _mm256_set1_epi32(a_quad(a + 4 * i)); }
   static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) {
     return _mm256_dpbusd_avx_epi32(acc, a, half ? b.hi : b.lo);
   }
@@ -49,10 +43,7 @@ struct AvxVnni {
 }  // namespace
 
 const GemmKernel& avx_vnni_gemm_kernel() {
-  using K = AvxVnni;
-  static const GemmKernel k = {"gemm_u8s8_6x16c4_avx_vnni", K::kMr, K::kNr, K::kKr, 1,
-                               gemm_live_rows<K::kMr, K::AType, DotTile<K>>,
-                               VectorEpilogue<K::Vector, K::kNr>::final_block, true};
+  static const GemmKernel k = dot_kernel_record<AvxVnni>("gemm_u8s8_6x16c4_avx_vnni");
   return k;
 }
 
