@@ -17,6 +17,7 @@
 #include "qgemm/cpu.h"
 #include "qgemm/gemm.h"
 #include "qgemm/gemm_batched.h"
+#include "qgemm/output_stage.h"
 #include "qgemm/pack.h"
 #include "qgemm/quantize.h"
 #include "qgemm/quantize_dynamic.h"
@@ -166,17 +167,22 @@ const T* column_values(const std::optional<py::array_t<T, py::array::c_style | p
   return v->data();
 }
 
+// Short names for the output kinds this file passes itself.
+constexpr OutputKind kOutInt32 = OutputKind::int32;
+constexpr OutputKind kOutFloat32 = OutputKind::float32;
+
 // The output stage's arguments, checked, for `rows` x `n` results in `out`
 // (int32 / float32 / int8 / uint8 according to `kind`, rows at a fixed stride).
-GemmOutput make_output(py::array out, size_t rows, size_t n, int kind, const std::optional<I32>& bias,
+GemmOutput make_output(py::array out, size_t rows, size_t n, OutputKind kind, const std::optional<I32>& bias,
                        const std::optional<F32>& scale, const std::optional<F32>& offset,
                        const std::optional<I32>& mult, const std::optional<I32>& shift,
                        int32_t zero_point, int32_t qmin, int32_t qmax, float fmin, float fmax) {
-  require(kind >= kOutInt32 && kind <= kOutQuantFixed, "unknown output kind");
-  const bool narrow = kind == kOutQuantFloat || kind == kOutQuantFixed;
-  const bool dtype_ok = kind == kOutInt32     ? is_dtype(out, 'i', 4)
-                        : kind == kOutFloat32 ? is_dtype(out, 'f', 4)
-                                              : (is_dtype(out, 'i', 1) || is_dtype(out, 'u', 1));
+  GemmOutput o;
+  o.kind = kind;
+  const bool narrow = output_element_bytes(o.kind) == 1;
+  const bool dtype_ok = o.kind == OutputKind::int32     ? is_dtype(out, 'i', 4)
+                        : o.kind == OutputKind::float32 ? is_dtype(out, 'f', 4)
+                                                        : (is_dtype(out, 'i', 1) || is_dtype(out, 'u', 1));
   require(dtype_ok && out.writeable() && out.ndim() == 2, "out has the wrong dtype or rank");
   require(static_cast<size_t>(out.shape(0)) == rows && static_cast<size_t>(out.shape(1)) == n,
           "out has the wrong shape");
@@ -184,37 +190,31 @@ GemmOutput make_output(py::array out, size_t rows, size_t n, int kind, const std
   require(out.strides(1) == esize && out.strides(0) >= 0 && out.strides(0) % esize == 0 &&
               (rows <= 1 || static_cast<size_t>(out.strides(0)) >= esize * n),
           "out rows must be contiguous");
-  GemmOutput o;
-  o.kind = kind;
   o.data = out.mutable_data();
   o.ldc = out.strides(0) ? static_cast<size_t>(out.strides(0) / esize) : n;
   o.bias = column_values(bias, n, "bias");
   o.scale = column_values(scale, n, "scale");
   o.offset = column_values(offset, n, "offset");
-  o.mult = column_values(mult, n, "multiplier");
+  o.multiplier = column_values(mult, n, "multiplier");
   o.shift = column_values(shift, n, "shift");
-  require((kind != kOutFloat32 && kind != kOutQuantFloat) || o.scale, "scale is required");
-  require(kind != kOutQuantFixed || (o.mult && o.shift), "multiplier and shift are required");
   o.zero_point = zero_point;
   o.qmin = qmin;
   o.qmax = qmax;
   o.out_u8 = narrow && is_dtype(out, 'u', 1);
-  const int32_t lo = o.out_u8 ? 0 : -128, hi = o.out_u8 ? 255 : 127;
-  require(!narrow || (lo <= qmin && qmin <= qmax && qmax <= hi && lo <= zero_point && zero_point <= hi),
-          "output zero point / clamp outside the output dtype");
   o.fmin = fmin;
   o.fmax = fmax;
+  check_output_stage(o);
   return o;
 }
 
-// Per-row a_scale (row_scale, one per output row) on the output stage; only
-// for the float output kinds (see GemmOutput).
+// Per-row a_scale (row_scale, one per output row); only for the float
+// output kinds (see output_stage.h).
 void set_row_scale(GemmOutput& o, const std::optional<F32>& row_scale, size_t rows, float y_scale) {
   if (!row_scale) return;
-  require(o.kind == kOutFloat32 || o.kind == kOutQuantFloat, "row_scale needs a float output kind");
   require(static_cast<size_t>(row_scale->size()) == rows, "row_scale needs one value per row");
   o.row_scale = row_scale->data();
   o.y_scale = y_scale;
+  check_output_stage(o);
 }
 
 // Item i of a batch of matrices: the byte offset of each index of the
@@ -244,7 +244,7 @@ std::vector<ptrdiff_t> batch_offsets(const py::array& x) {
 // b an int8/uint8 array (..., k, n): a is (..., m, k) with the same leading
 // (batch) shape, any strides (zero ones for broadcast items); each item's B
 // is packed inside the call (gemm_batched.h).
-void py_gemm(py::array a, int32_t za, py::object b, I32 zb, py::array out, int kind,
+void py_gemm(py::array a, int32_t za, py::object b, I32 zb, py::array out, OutputKind kind,
              std::optional<I32> bias, std::optional<F32> scale, std::optional<F32> offset,
              std::optional<I32> mult, std::optional<I32> shift, int32_t zero_point, int32_t qmin,
              int32_t qmax, float fmin, float fmax, std::optional<I32> za_rows,
@@ -290,7 +290,7 @@ void py_gemm(py::array a, int32_t za, py::object b, I32 zb, py::array out, int k
 }
 
 // acc: (rows, n) int32 with unit column stride.
-void py_requantize(py::array acc, py::array out, int kind, std::optional<I32> bias,
+void py_requantize(py::array acc, py::array out, OutputKind kind, std::optional<I32> bias,
                    std::optional<F32> scale, std::optional<F32> offset, std::optional<I32> mult,
                    std::optional<I32> shift, int32_t zero_point, int32_t qmin, int32_t qmax,
                    float fmin, float fmax, std::optional<F32> row_scale, float y_scale) {
@@ -482,6 +482,11 @@ PYBIND11_MODULE(_qgemm, m) {
                          py::array_t<int32_t, py::array::c_style | py::array::forcecast> zp) {
     py_dequantize(q, out, channels, inner, {scale, zp});
   });
+  py::enum_<OutputKind>(m, "OutputKind")
+      .value("int32", OutputKind::int32)
+      .value("float32", OutputKind::float32)
+      .value("requantize_float", OutputKind::requantize_float)
+      .value("requantize_fixed_point", OutputKind::requantize_fixed_point);
   py::class_<PyPackedB>(m, "PackedB")
       .def_property_readonly("k", [](const PyPackedB& p) { return p.b.k; })
       .def_property_readonly("n", [](const PyPackedB& p) { return p.b.n; })
@@ -502,6 +507,16 @@ PYBIND11_MODULE(_qgemm, m) {
   m.def("packed_from_panels", &py_packed_from_panels);
   m.def("packed_layout", &py_packed_layout);
   m.def("matmul", &py_matmul);
+  m.def("quantize_multiplier", [](double real) {
+    const QuantizedMultiplier q = quantize_multiplier(real);
+    return py::make_tuple(q.multiplier, q.shift);
+  });
+  m.def("quantize_multipliers", [](py::array_t<double, py::array::c_style | py::array::forcecast> real) {
+    const size_t n = static_cast<size_t>(real.size());
+    I32 mult(static_cast<py::ssize_t>(n)), shift(static_cast<py::ssize_t>(n));
+    quantize_multipliers(real.data(), n, mult.mutable_data(), shift.mutable_data());
+    return py::make_tuple(mult, shift);
+  });
   m.def("linear_dynamic", &py_linear_dynamic);
   m.def("quantize_dynamic", &py_quantize_dynamic);
   m.def("requantize", &py_requantize, py::arg("acc"), py::arg("out"), py::arg("kind"),
@@ -510,7 +525,7 @@ PYBIND11_MODULE(_qgemm, m) {
         py::arg("qmin") = -128, py::arg("qmax") = 127, py::arg("fmin") = -INFINITY,
         py::arg("fmax") = INFINITY, py::arg("row_scale") = py::none(), py::arg("y_scale") = 1.0f);
   m.def("gemm", &py_gemm, py::arg("a"), py::arg("za"), py::arg("b"), py::arg("zb"), py::arg("out"),
-        py::arg("kind") = 0, py::arg("bias") = py::none(), py::arg("scale") = py::none(),
+        py::arg("kind") = OutputKind::int32, py::arg("bias") = py::none(), py::arg("scale") = py::none(),
         py::arg("offset") = py::none(), py::arg("mult") = py::none(), py::arg("shift") = py::none(),
         py::arg("zero_point") = 0, py::arg("qmin") = -128, py::arg("qmax") = 127,
         py::arg("fmin") = -INFINITY, py::arg("fmax") = INFINITY, py::arg("za_rows") = py::none(),

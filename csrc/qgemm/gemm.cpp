@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "qgemm/buffer_pool.h"
-#include "qgemm/epilogue_scalar.h"
+#include "qgemm/output_stage_scalar.h"
 #include "qgemm/thread_pool.h"
 
 #if defined(__SSE2__)
@@ -40,36 +40,29 @@ const T* at_or_null(const std::vector<T>& v, size_t offset) {
   return v.empty() ? nullptr : v.data() + offset;
 }
 
-// Per-column output parameters padded to whole panels.
-struct ColumnParams {
+// The output stage's per-column arrays padded to whole panels, and the
+// stage positioned at one tile (EpilogueParams::out).
+struct PaddedColumns {
   std::vector<float> scale, offset;
-  std::vector<int32_t> mult, shift;
-  ColumnParams() = default;
-  ColumnParams(const GemmOutput& o, size_t n, size_t padded_n)
+  std::vector<int32_t> multiplier, shift;
+  PaddedColumns() = default;
+  PaddedColumns(const OutputStage& o, size_t n, size_t padded_n)
       : scale(padded(o.scale, n, padded_n)),
         offset(padded(o.offset, n, padded_n)),
-        mult(padded(o.mult, n, padded_n)),
+        multiplier(padded(o.multiplier, n, padded_n)),
         shift(padded(o.shift, n, padded_n)) {}
-  void point_at(GemmEpilogue& ep, size_t j0) const {
-    ep.col_scale = at_or_null(scale, j0);
-    ep.col_offset = at_or_null(offset, j0);
-    ep.col_mult = at_or_null(mult, j0);
-    ep.col_shift = at_or_null(shift, j0);
+  // The stage for the tile at row r0, column j0.
+  OutputStage at(const OutputStage& o, size_t r0, size_t j0) const {
+    OutputStage t = o;
+    t.bias = nullptr;  // folded into col_term
+    t.scale = at_or_null(scale, j0);
+    t.offset = at_or_null(offset, j0);
+    t.multiplier = at_or_null(multiplier, j0);
+    t.shift = at_or_null(shift, j0);
+    t.row_scale = o.row_scale ? o.row_scale + r0 : nullptr;
+    return t;
   }
 };
-
-GemmEpilogue epilogue_base(const GemmOutput& out) {
-  GemmEpilogue e{};
-  e.kind = out.kind;
-  e.zero_point = out.zero_point;
-  e.qmin = out.qmin;
-  e.qmax = out.qmax;
-  e.out_u8 = out.out_u8;
-  e.fmin = out.fmin;
-  e.fmax = out.fmax;
-  e.y_scale = out.y_scale;
-  return e;
-}
 
 struct Plan {
   const GemmKernel& kern;
@@ -84,8 +77,7 @@ struct Plan {
   // Per-column epilogue data, padded to [panels * nr]:
   std::vector<int32_t> col_term;  // za_eff * colsum - bias
   std::vector<int32_t> col_zb;    // zb in the stored domain, empty if all zero
-  ColumnParams cols;              // scale, offset, multiplier, shift
-  GemmEpilogue base;              // the per-call fields of the epilogue
+  PaddedColumns cols;             // scale, offset, multiplier, shift
   // When every task covers all rows in one M block and one K block (the
   // panel split of few-row calls), gemm() packs A once for all of them.
   const uint8_t* a_shared = nullptr;
@@ -154,16 +146,17 @@ void run_block(const Plan& P, const BlockScratch& s, size_t r0, size_t r1, size_
       for (size_t p = p0; p < p1; ++p) {
         const int8_t* b_slice = P.b.panel(p) + k0 * nr;
         const int n = static_cast<int>(std::min(nr, P.b.n - p * nr));
-        GemmEpilogue ep = P.base;
+        EpilogueParams ep{};
         ep.col_term = P.col_term.data() + p * nr;
         ep.col_zb = at_or_null(P.col_zb, p * nr);
         ep.col_sum = P.za_rows.empty() ? nullptr : P.b.colsum.data() + p * nr;
-        P.cols.point_at(ep, p * nr);
+        ep.out = P.cols.at(P.out, m0, p * nr);
+        const float* row_scale = ep.out.row_scale;
         for (size_t t = 0; t < tiles; ++t) {
           const int m = static_cast<int>(std::min(mr, mc - t * mr));
           ep.row_term = rt + t * mr;
           ep.row_za = at_or_null(P.za_rows, m0 + t * mr);
-          ep.row_scale = P.out.row_scale ? P.out.row_scale + m0 + t * mr : nullptr;
+          ep.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
           uint8_t* c_tile = static_cast<uint8_t*>(P.out.data) +
                             ((m0 + t * mr) * P.out.ldc + p * nr) * P.out_bytes;
           kern.micro(kc_padded / kern.kr, a_block + t * tile_bytes, b_slice, c_tile, P.out.ldc, m,
@@ -226,14 +219,13 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   const GemmKernel& kern = choose_kernel(base_kernel, a, b_base);
   const PackedB& b = packed_for(b_base, kern);
   const size_t padded_n = b.panels * kern.nr;
-  Plan P{kern, a, b, out, out.kind == kOutQuantFloat || out.kind == kOutQuantFixed ? 1u : 4u,
-         0, 0, 0, {}, {}, {}, {}, GemmEpilogue{}};
+  Plan P{kern, a, b, out, output_element_bytes(out.kind), 0, 0, 0, {}, {}, {}, {}};
   // K blocks keep partial sums in C, which only an int32 output can hold.
   const size_t k_rounded = (K + kern.kr - 1) / kern.kr * kern.kr;
   // Few rows (GEMV-like): no K blocks either, so that each thread streams its
   // part of B once, front to back.
   const bool few_rows = rows <= static_cast<size_t>(2 * kern.mr);
-  P.kc_max = out.kind == kOutInt32 && !few_rows ? std::min(kKc, k_rounded) : k_rounded;
+  P.kc_max = out.kind == OutputKind::int32 && !few_rows ? std::min(kKc, k_rounded) : k_rounded;
   P.mc_max = kern.mr * std::max<size_t>(1, std::min(kMcMaxTiles, kMcBytes / std::max<size_t>(
                                                                      1, kern.mr * P.kc_max * kern.a_bytes)));
   // Stored-domain zero points: bytes flipped by ^0x80 move by 128 (see pack.h).
@@ -241,7 +233,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   if (kern.a_bytes == 1 && kern.a_unsigned && !a.is_u8) za_shift = 128;
   if (kern.a_bytes == 1 && !kern.a_unsigned && a.is_u8) za_shift = -128;
   P.za_eff = za + za_shift;
-  if (a.row_zero_point) {  // the za * colsum term is then per element (GemmEpilogue::row_za)
+  if (a.row_zero_point) {  // the za * colsum term is then per element (EpilogueParams::row_za)
     P.za_eff = 0;
     P.za_rows.resize(rows);
     for (size_t r = 0; r < rows; ++r) P.za_rows[r] = a.row_zero_point[r] + za_shift;
@@ -256,8 +248,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
     P.col_zb.assign(padded_n, 0);
     for (size_t j = 0; j < N; ++j) P.col_zb[j] = zb[zb_per_column ? j : 0] - zb_shift;
   }
-  P.cols = ColumnParams(out, N, padded_n);
-  P.base = epilogue_base(out);
+  P.cols = PaddedColumns(out, N, padded_n);
   // Split rows across threads when there are enough, else split panels. Up
   // to kTasksPerThread tasks per thread, taken dynamically: a thread that is
   // descheduled (a busy machine) then delays the call by one small task, not
@@ -308,11 +299,10 @@ void requantize(const GemmKernel& kern, const int32_t* acc, size_t rows, size_t 
                 const GemmOutput& out) {
   if (rows == 0 || n == 0) return;
   const size_t nr = kern.nr, panels = (n + nr - 1) / nr, padded_n = panels * nr;
-  const ColumnParams cols(out, n, padded_n);
-  std::vector<int32_t> col_term(padded_n, 0);  // minus the bias: see GemmEpilogue
+  const PaddedColumns cols(out, n, padded_n);
+  std::vector<int32_t> col_term(padded_n, 0);  // minus the bias: see EpilogueParams
   for (size_t j = 0; j < n; ++j) col_term[j] = out.bias ? wrap_sub(0, out.bias[j]) : 0;
-  const GemmEpilogue base = epilogue_base(out);
-  const size_t out_bytes = out.kind == kOutQuantFloat || out.kind == kOutQuantFixed ? 1 : 4;
+  const size_t out_bytes = output_element_bytes(out.kind);
   const size_t mr = kern.mr, row_blocks = (rows + mr - 1) / mr;
   const size_t threads = static_cast<size_t>(get_num_threads());
   const size_t tasks = rows * n >= (size_t(1) << 18) ? std::min(threads, row_blocks) : 1;
@@ -321,10 +311,9 @@ void requantize(const GemmKernel& kern, const int32_t* acc, size_t rows, size_t 
       const size_t r0 = rb * mr;
       const int m = static_cast<int>(std::min(mr, rows - r0));
       for (size_t p = 0; p < panels; ++p) {
-        GemmEpilogue ep = base;
+        EpilogueParams ep{};
         ep.col_term = col_term.data() + p * nr;
-        ep.row_scale = out.row_scale ? out.row_scale + r0 : nullptr;
-        cols.point_at(ep, p * nr);
+        ep.out = cols.at(out, r0, p * nr);
         uint8_t* c = static_cast<uint8_t*>(out.data) + (r0 * out.ldc + p * nr) * out_bytes;
         kern.epilogue(acc + r0 * lda + p * nr, lda, c, out.ldc, m,
                       static_cast<int>(std::min(nr, n - p * nr)), &ep);

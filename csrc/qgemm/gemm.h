@@ -1,6 +1,6 @@
 // The GEMM driver: C[r, n] = sum_k (A[r, k] - za) * (B[k, n] - zb[n]) in int32,
 // then the output stage (int32, float32, or requantized int8/uint8; see
-// GemmOutputKind in kernels.h) in the microkernel's epilogue.
+// output_stage.h) in the microkernel's epilogue.
 //
 // Exact whenever the true result fits int32: every step is int32 arithmetic
 // modulo 2^32 (products, sums and the zero-point algebra), so intermediate
@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "qgemm/kernels.h"
+#include "qgemm/output_stage.h"
 #include "qgemm/pack.h"
 
 namespace qgemm {
@@ -31,24 +32,11 @@ struct AOperand {
 };
 
 // Where and what the GEMM writes: (batch * m) rows of n elements, row r at
-// data + r * ldc elements. Per-column arrays have n values (nullptr: unused).
-struct GemmOutput {
-  int kind = kOutInt32;             // GemmOutputKind
+// data + r * ldc elements, through the output stage (output_stage.h; its
+// per-column arrays have n values, row_scale one per output row).
+struct GemmOutput : OutputStage {
   void* data = nullptr;
   size_t ldc = 0;
-  const int32_t* bias = nullptr;    // int32 bias, in units of the accumulator
-  const float* scale = nullptr;     // kOutFloat32: a_scale * b_scale; kOutQuantFloat: multiplier
-  const float* offset = nullptr;    // kOutFloat32: bias after scaling; kOutQuantFloat: before
-  const int32_t* mult = nullptr;    // kOutQuantFixed
-  const int32_t* shift = nullptr;   // kOutQuantFixed
-  int32_t zero_point = 0, qmin = -128, qmax = 127;
-  bool out_u8 = false;
-  float fmin = -INFINITY, fmax = INFINITY;
-  // Per-row a_scale (one per output row; kOutFloat32 and kOutQuantFloat):
-  // `scale` is then b_scale per column, `offset` (kOutQuantFloat) a bias in
-  // real units, and y_scale the output scale (see kernels.h).
-  const float* row_scale = nullptr;
-  float y_scale = 1.0f;
 };
 
 // kern, or its range-proven variant (kernels.h) when the ranges of A (read
@@ -62,7 +50,7 @@ void gemm(const GemmKernel& kernel, const AOperand& a, int32_t za, const PackedB
           const int32_t* zb, bool zb_per_column, const GemmOutput& out);
 
 // The output stage alone on int32 accumulators: acc is rows x n, rows lda
-// apart (bias, scale, ... as in GemmOutput; no zero-point algebra).
+// apart (the stage as in GemmOutput; no zero-point algebra).
 void requantize(const GemmKernel& kernel, const int32_t* acc, size_t rows, size_t n, size_t lda,
                 const GemmOutput& out);
 

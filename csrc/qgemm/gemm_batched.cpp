@@ -10,8 +10,6 @@ namespace {
 // thread); larger ones run one after the other, each spread over the threads.
 constexpr size_t kMaxMacsPerItemTask = size_t(1) << 23;
 
-size_t output_bytes(int kind) { return kind == kOutQuantFloat || kind == kOutQuantFixed ? 1 : 4; }
-
 }  // namespace
 
 void gemm_batched(const GemmKernel& kern, const MatrixBatch& a, int32_t za, const int32_t* za_rows,
@@ -24,7 +22,7 @@ void gemm_batched(const GemmKernel& kern, const MatrixBatch& a, int32_t za, cons
     AOperand ai{a.data + a.offset[i], a.is_u8, 1, m, k, 0, a.row_stride, a.col_stride};
     ai.row_zero_point = za_rows ? za_rows + i * m : nullptr;
     GemmOutput oi = out;
-    oi.data = static_cast<uint8_t*>(out.data) + i * m * out.ldc * output_bytes(out.kind);
+    oi.data = static_cast<uint8_t*>(out.data) + i * m * out.ldc * output_element_bytes(out.kind);
     if (out.row_scale) oi.row_scale = out.row_scale + i * m;
     gemm(kern, ai, za, packed, zb, zb_per_column, oi);
   };

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "qgemm/output_stage.h"
+
 namespace qgemm {
 
 // ---- quantize / dequantize -------------------------------------------------
@@ -26,46 +28,22 @@ struct QuantizeKernels {
 };
 
 // ---- GEMM microkernel --------------------------------------------------------
-// What the epilogue writes. Every kind first applies the zero-point algebra
-// to the exact int32 accumulator, while the tile is in registers:
-//   acc[i][j] = sum_k a*b - col_term[j] - col_zb[j] * row_term[i]
-// (an int32 bias is folded into col_term), and with one zero point of A per
-// row (row_za) also - row_za[i] * col_sum[j]. Then:
-enum GemmOutputKind : int {
-  kOutInt32 = 0,       // C = acc
-  kOutFloat32 = 1,     // C = clamp(float(acc) * col_scale[j] + col_offset[j], fmin, fmax)
-  kOutQuantFloat = 2,  // C = clamp(rint((float(acc) + col_offset[j]) * col_scale[j]) + zp, qmin, qmax)
-  kOutQuantFixed = 3,  // C = clamp(MultiplyByQuantizedMultiplier(acc, col_mult[j], col_shift[j]) + zp, qmin, qmax)
-};
-// Per-row scales (row_scale, kOutFloat32 and kOutQuantFloat only): col_scale
-// is then b_scale[j] and the per-tensor formulas above apply element by
-// element with a_scale = row_scale[i], all in float32:
-//   kOutFloat32:    scale = row_scale[i] * col_scale[j]
-//   kOutQuantFloat: ab = row_scale[i] * col_scale[j], scale = ab / y_scale,
-//                   offset = col_offset[j] / ab (col_offset: a bias in real units)
-
-struct GemmEpilogue {
+// What a kernel's epilogue reads for one tile (output_stage.h has the
+// formulas): the zero-point algebra's terms, and the call's output stage with
+// its per-column arrays moved to the tile's first column (nr values, zero
+// padded) and its per-row arrays to the tile's first row.
+struct EpilogueParams {
   const int32_t* col_term;  // [nr] za * colsum(B)[j] - int32 bias[j]
   const int32_t* col_zb;    // [nr] zero point of B per column, or nullptr if all zero
   const int32_t* row_term;  // [mr] rowsum(A)[i] - K * za
-  int kind;                 // GemmOutputKind
-  const float* col_scale;   // [nr] kOutFloat32, kOutQuantFloat
-  const float* col_offset;  // [nr] or nullptr (see the formulas above)
-  const int32_t* col_mult;  // [nr] kOutQuantFixed: Q31 multiplier
-  const int32_t* col_shift; // [nr] kOutQuantFixed: > 0 left, < 0 right
-  int32_t zero_point;       // quantized outputs
-  int32_t qmin, qmax;       // quantized clamp, activation included
-  bool out_u8;              // quantized outputs: uint8 (else int8)
-  float fmin, fmax;         // kOutFloat32 clamp (activation), +-inf if none
-  // Per-row activation parameters (see above), nullptr when per tensor:
-  const int32_t* row_za;    // [mr] zero point of A per row (stored domain); col_term then excludes za
+  // Per-row zero points of A (stored domain), nullptr when per tensor; col_term then excludes za.
+  const int32_t* row_za;    // [mr]
   const int32_t* col_sum;   // [nr] colsum(B) of stored values, with row_za
-  const float* row_scale;   // [mr] a_scale per row
-  float y_scale;            // kOutQuantFloat with row_scale
+  OutputStage out;          // bias unused (folded into col_term)
 };
 
 enum GemmFlags : int {
-  kGemmAccumulate = 1,  // add to C instead of overwriting it (kOutInt32 only)
+  kGemmAccumulate = 1,  // add to C instead of overwriting it (int32 output only)
   kGemmFinal = 2,       // last K block: apply the epilogue (always set for other kinds)
 };
 
@@ -75,19 +53,19 @@ enum GemmFlags : int {
 // The kernel computes an m x n corner (m <= mr, n <= nr) of the tile and
 // writes it to c (elements of the output kind's type, rows ldc elements apart).
 using GemmMicroFn = void (*)(size_t k_groups, const void* a, const int8_t* b, void* c,
-                             size_t ldc, int m, int n, int flags, const GemmEpilogue* ep);
+                             size_t ldc, int m, int n, int flags, const EpilogueParams* ep);
 
 // The same epilogue on accumulators from memory (an m x n block, n <= nr,
 // rows lda apart; row_term unused): the standalone requantize.
-using GemmEpilogueFn = void (*)(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
-                                const GemmEpilogue* ep);
+using EpilogueFn = void (*)(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
+                                const EpilogueParams* ep);
 
 struct GemmKernel {
   const char* name;
   int mr, nr, kr;
   int a_bytes;       // 2: A widened to int16 (u8 zero-extended); 1: A kept as bytes
   GemmMicroFn micro;
-  GemmEpilogueFn epilogue;
+  EpilogueFn epilogue;
   // With a_bytes == 1: A stored as uint8 (s8 flipped, b ^ 0x80 == b + 128),
   // for u8 x s8 dot-product instructions (vpdpbusd); else as int8 (u8 flipped).
   bool a_unsigned = false;

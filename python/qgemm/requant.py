@@ -25,7 +25,6 @@ import numpy as np
 from . import _checks, _out, _qgemm
 from .gemm import PackedMatrix, RuntimeBatch, as_packed, is_runtime_batch
 
-_KIND = {"int32": 0, "float32": 1, "float": 2, "fixed_point": 3}
 Activation = Union[None, str, Tuple[float, float]]
 
 
@@ -33,21 +32,7 @@ def quantize_multiplier(real: float) -> Tuple[int, int]:
     """TFLite's ``QuantizeMultiplier``: ``real ~= multiplier * 2**(shift - 31)``
     with ``multiplier`` in [2**30, 2**31) (0 for 0.0). ``shift > 0`` is a left shift.
     """
-    real = float(real)
-    if not math.isfinite(real) or real < 0:
-        raise ValueError(f"real multiplier must be finite and >= 0, got {real!r}")
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)              # real = q * 2**shift, q in [0.5, 1)
-    q_fixed = math.floor(q * (1 << 31) + 0.5)  # std::round: half away from zero (q > 0)
-    if q_fixed == 1 << 31:
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:                          # too small for 32 bits: it rounds to zero
-        return 0, 0
-    if shift > 30:
-        raise ValueError(f"real multiplier {real!r} is too large (>= 2**30)")
-    return int(q_fixed), int(shift)
+    return _qgemm.quantize_multiplier(float(real))  # the output stage's own (output_stage.cpp)
 
 
 def _per_column(v: Any, n: int, arg: str) -> np.ndarray:
@@ -158,7 +143,7 @@ def _stage(n: int, ab_scale: np.ndarray, y_scale: Any, y_zero_point: Any, bias: 
     else:
         _normal(ab_scale, "a_scale * b_scale")
     if out_name == "float32":
-        kw["kind"] = _KIND["float32"]
+        kw["kind"] = _qgemm.OutputKind.float32
         kw["scale"] = ab_scale
         if b is not None:
             if b.dtype.kind == "f":
@@ -173,7 +158,7 @@ def _stage(n: int, ab_scale: np.ndarray, y_scale: Any, y_zero_point: Any, bias: 
     kw["zero_point"] = zp
     kw["qmin"], kw["qmax"] = _activation_bounds(activation, ys, zp, lo, hi, quantized=True)
     if requant == "float" and row_scale is not None:
-        kw["kind"] = _KIND["float"]
+        kw["kind"] = _qgemm.OutputKind.requantize_float
         kw["scale"], kw["y_scale"] = ab_scale, ys  # divided per element: see kernels.h
         if b is not None:
             if b.dtype.kind == "f":
@@ -181,7 +166,7 @@ def _stage(n: int, ab_scale: np.ndarray, y_scale: Any, y_zero_point: Any, bias: 
             else:
                 kw["bias"] = _int32_bias(b)
     elif requant == "float":
-        kw["kind"] = _KIND["float"]
+        kw["kind"] = _qgemm.OutputKind.requantize_float
         with np.errstate(all="ignore"):  # overflow is refused just below
             kw["scale"] = _normal((ab_scale / ys).astype(np.float32), "a_scale * b_scale / y_scale")
             if b is not None and b.dtype.kind == "f":
@@ -190,7 +175,7 @@ def _stage(n: int, ab_scale: np.ndarray, y_scale: Any, y_zero_point: Any, bias: 
         if b is not None and b.dtype.kind != "f":
             kw["bias"] = _int32_bias(b)
     else:
-        kw["kind"] = _KIND["fixed_point"]
+        kw["kind"] = _qgemm.OutputKind.requantize_fixed_point
         if b is not None:
             if b.dtype.kind == "f":
                 raise TypeError("requant='fixed_point' takes an int32 bias (in units of a_scale * b_scale)")
@@ -220,13 +205,8 @@ def _check_products(row_scale: np.ndarray, col_scale: np.ndarray, y_scale: Optio
 
 
 def _fixed_point(real: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-column Q31 multipliers and shifts (one conversion per distinct value)."""
-    if real.size and (real == real[0]).all():  # per tensor: no sort
-        m, sh = quantize_multiplier(float(real[0]))
-        return np.full(real.shape, m, np.int32), np.full(real.shape, sh, np.int32)
-    values, index = np.unique(real, return_inverse=True)
-    pairs = np.array([quantize_multiplier(r) for r in values], np.int64).reshape(-1, 2)
-    return pairs[index, 0].astype(np.int32), pairs[index, 1].astype(np.int32)
+    """Per-column Q31 multipliers and shifts (output_stage.cpp)."""
+    return _qgemm.quantize_multipliers(np.asarray(real, np.float64).reshape(-1))
 
 
 def _int32_bias(b: np.ndarray) -> np.ndarray:
@@ -407,10 +387,10 @@ def _plain_multiplier_stage(n: int, rows_shape: Tuple[int, ...], multiplier: Any
     else:
         m32 = np.broadcast_to(m32, (n,))
     if requant == "float":
-        kw["kind"] = _KIND["float"]
+        kw["kind"] = _qgemm.OutputKind.requantize_float
         kw["scale"] = m32
     else:
-        kw["kind"] = _KIND["fixed_point"]
+        kw["kind"] = _qgemm.OutputKind.requantize_fixed_point
         kw["mult"], kw["shift"] = _fixed_point(m64)
     if bias is not None:
         b = np.asarray(bias)

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "qgemm/cpu.h"
-#include "qgemm/epilogue_scalar.h"
+#include "qgemm/output_stage_scalar.h"
 #include "qgemm/gemm.h"
 #include "qgemm/pack.h"
 #include "qgemm/quantize.h"
@@ -262,10 +262,13 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
 // int8 -128..-1), or B within [-64, 64] stored (int8, or uint8 64..192).
 enum Range { kFullRange = 0, kA7bit = 1, kB7bit = 2 };
 
+constexpr OutputKind kAllKinds[] = {OutputKind::int32, OutputKind::float32, OutputKind::requantize_float,
+                                    OutputKind::requantize_fixed_point};
+
 struct GemmCase {
   size_t batch, m, n, k;
   bool a_u8, b_u8, a_transposed, zb_per_column, extremes;
-  int kind = kOutInt32;
+  OutputKind kind = OutputKind::int32;
   int range = kFullRange;
   bool single_use = false;  // B packed for one call (choose_kernel's row rule)
   size_t check_every = 1;   // rows checked against the reference: every n-th (big cases)
@@ -279,16 +282,16 @@ struct GemmCase {
 static void reference_output(int64_t exact, size_t r, size_t j, const GemmOutput& o, void* dst) {
   int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(exact)));
   if (o.bias) acc = static_cast<int32_t>(static_cast<uint32_t>(acc) + static_cast<uint32_t>(o.bias[j]));
-  if (o.kind == kOutInt32) {
+  if (o.kind == OutputKind::int32) {
     *static_cast<int32_t*>(dst) = acc;
-  } else if (o.kind == kOutFloat32) {
+  } else if (o.kind == OutputKind::float32) {
     const float scale = o.row_scale ? o.row_scale[r] * o.scale[j] : o.scale[j];
     float v = static_cast<float>(acc) * scale;
     if (o.offset) v = v + o.offset[j];
     *static_cast<float*>(dst) = std::min(std::max(v, o.fmin), o.fmax);
   } else {
     long q;
-    if (o.kind == kOutQuantFloat) {
+    if (o.kind == OutputKind::requantize_float) {
       const float ab = o.row_scale ? o.row_scale[r] * o.scale[j] : 0.0f;
       const float scale = o.row_scale ? ab / o.y_scale : o.scale[j];
       float v = static_cast<float>(acc);
@@ -297,7 +300,7 @@ static void reference_output(int64_t exact, size_t r, size_t j, const GemmOutput
       const float lo = float(o.qmin - o.zero_point), hi = float(o.qmax - o.zero_point);
       q = std::lrint(std::min(std::max(v, lo), hi)) + o.zero_point;
     } else {
-      q = long(multiply_by_quantized_multiplier(acc, o.mult[j], o.shift[j])) + o.zero_point;
+      q = long(multiply_by_quantized_multiplier(acc, o.multiplier[j], o.shift[j])) + o.zero_point;
       q = std::min<long>(std::max<long>(q, o.qmin), o.qmax);
     }
     if (o.out_u8) *static_cast<uint8_t*>(dst) = static_cast<uint8_t>(q);
@@ -377,25 +380,25 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   out.qmax = u8_out ? 255 : 127;
   if (rand_int(0, 1)) out.qmin = out.zero_point;  // relu
   if (rand_int(0, 1)) out.bias = bias.data();
-  if (g.kind == kOutFloat32 || g.kind == kOutQuantFloat) {
+  if (g.kind == OutputKind::float32 || g.kind == OutputKind::requantize_float) {
     out.scale = scale.data();
     if (rand_int(0, 1)) out.offset = offset.data();
   }
-  if (g.kind == kOutFloat32 && rand_int(0, 1)) out.fmin = 0.0f;
-  if (g.kind == kOutQuantFixed) {
-    out.mult = mult.data();
+  if (g.kind == OutputKind::float32 && rand_int(0, 1)) out.fmin = 0.0f;
+  if (g.kind == OutputKind::requantize_fixed_point) {
+    out.multiplier = mult.data();
     out.shift = shift.data();
   }
   // Per-row scales: `scale` is b_scale, the output scale y_scale and the
   // quantized output's offset a bias in real units.
   std::vector<float> row_scale(rows);
   for (auto& v : row_scale) v = std::ldexp(1.0f + rand_int(0, 1000) / 1000.0f, rand_int(-12, -4));
-  if (g.per_row && (g.kind == kOutFloat32 || g.kind == kOutQuantFloat)) {
+  if (g.per_row && (g.kind == OutputKind::float32 || g.kind == OutputKind::requantize_float)) {
     out.row_scale = row_scale.data();
     out.y_scale = std::ldexp(1.0f + rand_int(0, 1000) / 1000.0f, rand_int(-20, -8));
     for (auto& v : offset) v *= 1e-5f;
   }
-  const size_t esize = (g.kind == kOutQuantFloat || g.kind == kOutQuantFixed) ? 1 : 4;
+  const size_t esize = (g.kind == OutputKind::requantize_float || g.kind == OutputKind::requantize_fixed_point) ? 1 : 4;
   const size_t ldc = g.n + 3;  // a padded C checks that nothing is written past n
   std::vector<uint8_t> c((rows * ldc + 1) * esize, 0x5A), want_elem(4);
   out.data = c.data();
@@ -409,7 +412,7 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
       for (size_t kk = 0; kk < g.k; ++kk) s += (a_at(r, kk) - za_of(r)) * (b_at(kk, j) - zb[j]);
       reference_output(s, r, j, out, want_elem.data());
       if (std::memcmp(&c[(r * ldc + j) * esize], want_elem.data(), esize) != 0) {
-        std::printf("  mismatch at r=%zu j=%zu kind=%d (exact accumulator %lld)\n", r, j, g.kind,
+        std::printf("  mismatch at r=%zu j=%zu kind=%d (exact accumulator %lld)\n", r, j, int(g.kind),
                     (long long)s);
         ok = false;
       }
@@ -421,7 +424,7 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
                 "%s gemm b=%zu m=%zu n=%zu k=%zu a_u8=%d b_u8=%d aT=%d zbcol=%d ext=%d kind=%d range=%d "
                 "per_row=%d",
                 choose_kernel(kern.gemm, A, pb).name, g.batch, g.m, g.n, g.k, g.a_u8, g.b_u8,
-                g.a_transposed, g.zb_per_column, g.extremes, g.kind, g.range, g.per_row);
+                g.a_transposed, g.zb_per_column, g.extremes, int(g.kind), g.range, g.per_row);
   check(ok, tag);
 }
 
@@ -438,7 +441,7 @@ static void test_gemm(const Kernels& kern) {
     g.a_transposed = rand_int(0, 1);
     g.zb_per_column = rand_int(0, 1);
     g.extremes = rand_int(0, 4) == 0;
-    g.kind = rand_int(0, 3);
+    g.kind = kAllKinds[rand_int(0, 3)];
     g.per_row = rand_int(0, 2) == 0;
     test_gemm_case(kern, g);
   }
@@ -447,14 +450,14 @@ static void test_gemm(const Kernels& kern) {
   // range-proven kernel (7-bit A) where there is one.
   for (bool a_u8 : {false, true})
     for (bool b_u8 : {false, true})
-      for (int kind = 0; kind <= 3; ++kind) {
-        GemmCase g{1, 37, 45, 300, a_u8, b_u8, false, (kind & 1) == 0, false, kind};
+      for (OutputKind kind : kAllKinds) {
+        GemmCase g{1, 37, 45, 300, a_u8, b_u8, false, (int(kind) & 1) == 0, false, kind};
         g.per_row = true;
         test_gemm_case(kern, g);
-        g = {2, 3, 200, 1000, a_u8, b_u8, true, kind >= 2, false, kind};
+        g = {2, 3, 200, 1000, a_u8, b_u8, true, int(kind) >= 2, false, kind};
         g.per_row = true;
         test_gemm_case(kern, g);
-        g = {1, 101, 77, 2500, a_u8, b_u8, false, kind == 1, false, kind, kA7bit};
+        g = {1, 101, 77, 2500, a_u8, b_u8, false, kind == OutputKind::float32, false, kind, kA7bit};
         g.per_row = true;
         test_gemm_case(kern, g);
       }
@@ -467,8 +470,8 @@ static void test_gemm(const Kernels& kern) {
       test_gemm_case(kern, {3, 5, 35, 700, a_u8, b_u8, true, false, false});
       // Few rows, enough work for threads: tasks split the panels and share one packed A.
       test_gemm_case(kern, {1, 4, 200, 1000, a_u8, b_u8, false, true, false});
-      test_gemm_case(kern, {2, 9, 150, 600, a_u8, b_u8, true, false, false, kOutQuantFloat});
-      for (int kind = 1; kind <= 3; ++kind)
+      test_gemm_case(kern, {2, 9, 150, 600, a_u8, b_u8, true, false, false, OutputKind::requantize_float});
+      for (OutputKind kind : {OutputKind::float32, OutputKind::requantize_float, OutputKind::requantize_fixed_point})
         test_gemm_case(kern, {1, 50, 40, 2500, a_u8, b_u8, false, true, false, kind});
     }
   // Extremes over a K long enough that the exact sum (255^2 * K) leaves int32:
@@ -487,25 +490,25 @@ static void test_gemm(const Kernels& kern) {
   for (int t = 0; t < 60; ++t) {
     GemmCase g{static_cast<size_t>(rand_int(1, 2)), sizes[rand_int(0, 13)], sizes[rand_int(0, 13)],
                sizes[rand_int(0, 13)], rand_int(0, 1) == 1, rand_int(0, 1) == 1, rand_int(0, 1) == 1,
-               rand_int(0, 1) == 1, rand_int(0, 3) == 0, rand_int(0, 3), rand_int(kA7bit, kB7bit)};
+               rand_int(0, 1) == 1, rand_int(0, 3) == 0, kAllKinds[rand_int(0, 3)], rand_int(kA7bit, kB7bit)};
     test_gemm_case(kern, g);
   }
   // B packed for one call: few rows keep the exact kernel; where there is a
   // range-proven kernel, >= 512 rows of 7-bit A take it, on the second layout
   // of the single-use B (every 16th row and the last checked). Over 1 MiB,
   // single-use panels come from the buffer pool: twice, so a block is reused.
-  test_gemm_case(kern, {1, 3, 300, 301, true, false, false, true, false, kOutInt32, kA7bit, true});
+  test_gemm_case(kern, {1, 3, 300, 301, true, false, false, true, false, OutputKind::int32, kA7bit, true});
   for (int rep = 0; rep < 2; ++rep)
-    test_gemm_case(kern, {1, 3, 1030, 1031, rep == 1, true, false, true, false, kOutInt32, kFullRange, true});
+    test_gemm_case(kern, {1, 3, 1030, 1031, rep == 1, true, false, true, false, OutputKind::int32, kFullRange, true});
   if (kern.gemm.proven_range)
     for (bool a_u8 : {false, true})
-      test_gemm_case(kern, {1, 530, 300, 301, a_u8, true, false, false, false, kOutQuantFixed, kA7bit, true, 16});
+      test_gemm_case(kern, {1, 530, 300, 301, a_u8, true, false, false, false, OutputKind::requantize_fixed_point, kA7bit, true, 16});
   for (bool a_u8 : {false, true})
     for (bool b_u8 : {false, true})
       for (int range : {kA7bit, kB7bit}) {
-        test_gemm_case(kern, {1, 70, 45, 1300, a_u8, b_u8, false, true, false, kOutInt32, range});
-        test_gemm_case(kern, {1, 40, 33, 3000, a_u8, b_u8, false, false, true, kOutInt32, range});
-        test_gemm_case(kern, {1, 2, 300, 900, a_u8, b_u8, true, true, false, kOutQuantFixed, range});
+        test_gemm_case(kern, {1, 70, 45, 1300, a_u8, b_u8, false, true, false, OutputKind::int32, range});
+        test_gemm_case(kern, {1, 40, 33, 3000, a_u8, b_u8, false, false, true, OutputKind::int32, range});
+        test_gemm_case(kern, {1, 2, 300, 900, a_u8, b_u8, true, true, false, OutputKind::requantize_fixed_point, range});
       }
 }
 
@@ -583,10 +586,10 @@ static void test_borrowed_panels(const Kernels& kern) {
 // The standalone output stage against the reference, on accumulators that
 // include the int32 extremes.
 static void test_requantize(const Kernels& kern) {
-  for (int kind = 0; kind <= 3; ++kind)
+  for (OutputKind kind : kAllKinds)
     for (size_t n : {1, 7, 16, 17, 40})
     for (bool per_row : {false, true}) {
-      if (per_row && (kind == kOutInt32 || kind == kOutQuantFixed)) continue;  // no per-row scale there
+      if (per_row && (kind == OutputKind::int32 || kind == OutputKind::requantize_fixed_point)) continue;  // no per-row scale there
       const size_t rows = 13, lda = n + 2;
       std::vector<int32_t> acc(rows * lda), bias(n), mult(n), shift(n);
       std::vector<float> scale(n), offset(n);
@@ -607,12 +610,12 @@ static void test_requantize(const Kernels& kern) {
       out.zero_point = out.out_u8 ? 200 : -5;
       out.qmin = out.out_u8 ? 0 : -128;
       out.qmax = out.out_u8 ? 255 : 100;
-      out.bias = kind == kOutFloat32 ? nullptr : bias.data();  // int bias would wrap INT32_MAX
+      out.bias = kind == OutputKind::float32 ? nullptr : bias.data();  // int bias would wrap INT32_MAX
       out.scale = scale.data();
-      out.offset = kind == kOutQuantFixed ? nullptr : offset.data();
-      out.mult = mult.data();
+      out.offset = kind == OutputKind::requantize_fixed_point ? nullptr : offset.data();
+      out.multiplier = mult.data();
       out.shift = shift.data();
-      const size_t esize = (kind == kOutQuantFloat || kind == kOutQuantFixed) ? 1 : 4;
+      const size_t esize = (kind == OutputKind::requantize_float || kind == OutputKind::requantize_fixed_point) ? 1 : 4;
       std::vector<float> row_scale(rows);
       for (auto& v : row_scale) v = std::ldexp(1.0f + rand_int(0, 999) / 1000.0f, rand_int(-3, 3));
       if (per_row) {
@@ -630,7 +633,7 @@ static void test_requantize(const Kernels& kern) {
           ok = std::memcmp(&c[(r * n + j) * esize], want.data(), esize) == 0;
           if (!ok) std::printf("  requantize mismatch r=%zu j=%zu acc=%d\n", r, j, acc[r * lda + j]);
         }
-      check(ok, std::string(kern.gemm.name) + " requantize kind=" + std::to_string(kind) +
+      check(ok, std::string(kern.gemm.name) + " requantize kind=" + std::to_string(int(kind)) +
                     " n=" + std::to_string(n) + (per_row ? " per-row scale" : ""));
     }
 }

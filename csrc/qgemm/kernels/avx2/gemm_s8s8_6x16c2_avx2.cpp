@@ -10,18 +10,20 @@
 
 #include "qgemm/kernels.h"
 #include "qgemm/kernels/live_rows.h"
-#include "qgemm/kernels/avx2/epilogue_avx2.h"
+#include "qgemm/kernels/avx2/vector_avx2.h"
+#include "qgemm/kernels/output_stage_vector.h"
 
 namespace qgemm {
 namespace {
 
 constexpr int kMr = 6, kNr = 16, kKr = 2;
+using Epilogue = VectorEpilogue<VectorAvx2, kNr>;
 
 // M live rows (1..6) of the tile: fewer rows, fewer accumulators, so the
 // small-M / GEMV case streams B without wasted multiplies.
 template <int M>
 void tile(size_t k_groups, const int32_t* a, const int8_t* b, void* c, size_t ldc, int n,
-          int flags, const GemmEpilogue* ep) {
+          int flags, const EpilogueParams* ep) {
   // Fully unrolled so the 2*M accumulators live in registers (checked in the
   // generated code: the loop body is loads, vpmaddwd and vpaddd only).
   __m256i acc0[M], acc1[M];
@@ -60,11 +62,11 @@ void tile(size_t k_groups, const int32_t* a, const int8_t* b, void* c, size_t ld
     a += kMr;
     b += kNr * kKr;
   }
-  epilogue_tile<M>(acc0, acc1, c, ldc, n, flags, ep);
+  Epilogue::tile<M>(acc0, acc1, c, ldc, n, flags, ep);
 }
 
 void gemm_s8s8_6x16c2_avx2(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
-                           size_t ldc, int m, int n, int flags, const GemmEpilogue* ep) {
+                           size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
   const int32_t* a = static_cast<const int32_t*>(a_packed);
   with_live_rows<kMr>(m, [&](auto rows) {
     tile<decltype(rows)::value>(k_groups, a, b, c, ldc, n, flags, ep);
@@ -75,7 +77,7 @@ void gemm_s8s8_6x16c2_avx2(size_t k_groups, const void* a_packed, const int8_t* 
 
 const GemmKernel& avx2_gemm_kernel() {
   static const GemmKernel k = {"gemm_s8s8_6x16c2_avx2", kMr, kNr, kKr, 2, gemm_s8s8_6x16c2_avx2,
-                               epilogue_rows16, false, &avx2_maddubs_gemm_kernel()};
+                               Epilogue::final_block, false, &avx2_maddubs_gemm_kernel()};
   return k;
 }
 

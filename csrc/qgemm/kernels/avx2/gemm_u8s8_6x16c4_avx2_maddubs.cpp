@@ -16,13 +16,14 @@
 
 #include "qgemm/kernels.h"
 #include "qgemm/kernels/live_rows.h"
-#include "qgemm/kernels/avx2/epilogue_avx2.h"
+#include "qgemm/kernels/avx2/vector_avx2.h"
+#include "qgemm/kernels/output_stage_vector.h"
 
 namespace qgemm {
 namespace {
 
 constexpr int kMr = 6, kNr = 16, kKr = 4;
-static_assert(kNr == kEpilogueCols, "the AVX2 epilogue stores 16-column rows");
+using Epilogue = VectorEpilogue<VectorAvx2, kNr>;
 
 inline __m256i broadcast4(const uint8_t* a) {  // 4 bytes of A to every lane
   int32_t v;
@@ -48,7 +49,7 @@ inline __m256i dot4(__m256i acc, __m256i a, const int8_t* b, __m256i ones) {
 // small-M / GEMV calls stream B without wasted multiplies.
 template <int M>
 void tile(size_t k_groups, const uint8_t* a, const int8_t* b, void* c, size_t ldc, int n,
-          int flags, const GemmEpilogue* ep) {
+          int flags, const EpilogueParams* ep) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc0[M], acc1[M];
 #pragma GCC unroll 6
@@ -63,11 +64,11 @@ void tile(size_t k_groups, const uint8_t* a, const int8_t* b, void* c, size_t ld
     a += kMr * kKr;
     b += kNr * kKr;
   }
-  epilogue_tile<M>(acc0, acc1, c, ldc, n, flags, ep);
+  Epilogue::tile<M>(acc0, acc1, c, ldc, n, flags, ep);
 }
 
 void gemm_u8s8_6x16c4_avx2_maddubs(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
-                                   size_t ldc, int m, int n, int flags, const GemmEpilogue* ep) {
+                                   size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
   const uint8_t* a = static_cast<const uint8_t*>(a_packed);
   with_live_rows<kMr>(m, [&](auto rows) {
     tile<decltype(rows)::value>(k_groups, a, b, c, ldc, n, flags, ep);
@@ -78,7 +79,7 @@ void gemm_u8s8_6x16c4_avx2_maddubs(size_t k_groups, const void* a_packed, const 
 
 const GemmKernel& avx2_maddubs_gemm_kernel() {
   static const GemmKernel k = {"gemm_u8s8_6x16c4_avx2_maddubs", kMr, kNr, kKr, 1,
-                               gemm_u8s8_6x16c4_avx2_maddubs, epilogue_rows16, true};
+                               gemm_u8s8_6x16c4_avx2_maddubs, Epilogue::final_block, true};
   return k;
 }
 

@@ -14,13 +14,14 @@
 
 #include "qgemm/kernels.h"
 #include "qgemm/kernels/live_rows.h"
-#include "qgemm/kernels/avx2/epilogue_avx2.h"
+#include "qgemm/kernels/avx2/vector_avx2.h"
+#include "qgemm/kernels/output_stage_vector.h"
 
 namespace qgemm {
 namespace {
 
 constexpr int kMr = 6, kNr = 16, kKr = 4;
-static_assert(kNr == kEpilogueCols, "the AVX2 epilogue stores 16-column rows");
+using Epilogue = VectorEpilogue<VectorAvx2, kNr>;
 
 inline __m256i load32b(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
@@ -34,7 +35,7 @@ inline __m256i broadcast4(const uint8_t* a) {  // 4 bytes of A to every lane
 // small-M / GEMV calls stream B without wasted multiplies.
 template <int M>
 void tile(size_t k_groups, const uint8_t* a, const int8_t* b, void* c, size_t ldc, int n,
-          int flags, const GemmEpilogue* ep) {
+          int flags, const EpilogueParams* ep) {
   __m256i acc0[M], acc1[M];
 #pragma GCC unroll 6
   for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm256_setzero_si256();
@@ -87,11 +88,11 @@ void tile(size_t k_groups, const uint8_t* a, const int8_t* b, void* c, size_t ld
       b += kNr * kKr;
     }
   }
-  epilogue_tile<M>(acc0, acc1, c, ldc, n, flags, ep);
+  Epilogue::tile<M>(acc0, acc1, c, ldc, n, flags, ep);
 }
 
 void gemm_u8s8_6x16c4_avxvnni(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
-                              size_t ldc, int m, int n, int flags, const GemmEpilogue* ep) {
+                              size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
   const uint8_t* a = static_cast<const uint8_t*>(a_packed);
   with_live_rows<kMr>(m, [&](auto rows) {
     tile<decltype(rows)::value>(k_groups, a, b, c, ldc, n, flags, ep);
@@ -102,7 +103,7 @@ void gemm_u8s8_6x16c4_avxvnni(size_t k_groups, const void* a_packed, const int8_
 
 const GemmKernel& avxvnni_gemm_kernel() {
   static const GemmKernel k = {"gemm_u8s8_6x16c4_avxvnni", kMr, kNr, kKr, 1,
-                               gemm_u8s8_6x16c4_avxvnni, epilogue_rows16, true};
+                               gemm_u8s8_6x16c4_avxvnni, Epilogue::final_block, true};
   return k;
 }
 

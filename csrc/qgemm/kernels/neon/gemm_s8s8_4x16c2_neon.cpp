@@ -10,17 +10,19 @@
 
 #include "qgemm/kernels.h"
 #include "qgemm/kernels/live_rows.h"
-#include "qgemm/kernels/neon/epilogue_neon.h"
+#include "qgemm/kernels/neon/vector_neon.h"
+#include "qgemm/kernels/output_stage_vector.h"
 #include "qgemm/kernels/neon/static_for.h"
 
 namespace qgemm {
 namespace {
 
 constexpr int kMr = 4, kNr = 16, kKr = 2;
+using Epilogue = VectorEpilogue<VectorNeon, kNr>;
 
 // One K pair for the M live rows: a4 holds the 4 rows' pairs as int16 lanes.
 template <int M>
-QGEMM_NEON_INLINE void step(int32x4_t (&acc)[M][4], int16x4_t a4, int8x16_t b0, int8x16_t b1) {
+QGEMM_INLINE void step(int32x4_t (&acc)[M][4], int16x4_t a4, int8x16_t b0, int8x16_t b1) {
   static_for<M>([&](auto I) {
     constexpr int i = decltype(I)::value;
     const int8x16_t ai = vreinterpretq_s8_s16(vdupq_lane_s16(a4, i));
@@ -34,7 +36,7 @@ QGEMM_NEON_INLINE void step(int32x4_t (&acc)[M][4], int16x4_t a4, int8x16_t b0, 
 // M live rows (1..4): fewer rows, fewer multiplies (small M / GEMV).
 template <int M>
 void tile(size_t k_groups, const int8_t* a, const int8_t* b, void* c, size_t ldc, int n,
-          int flags, const GemmEpilogue* ep) {
+          int flags, const EpilogueParams* ep) {
   int32x4_t acc[M][4];
   static_for<M>([&](auto I) {
     for (int q = 0; q < 4; ++q) acc[decltype(I)::value][q] = vdupq_n_s32(0);
@@ -50,14 +52,11 @@ void tile(size_t k_groups, const int8_t* a, const int8_t* b, void* c, size_t ldc
   }
   if (g < k_groups)
     step<M>(acc, vreinterpret_s16_s8(vld1_s8(a)), vld1q_s8(b), vld1q_s8(b + 16));
-  static_for<M>([&](auto I) {
-    constexpr int i = decltype(I)::value;
-    store_row<4>(c, ldc, i, AccRow<4>{{acc[i][0], acc[i][1], acc[i][2], acc[i][3]}}, n, flags, ep);
-  });
+  Epilogue::tile<M>(acc, c, ldc, n, flags, ep);
 }
 
 void gemm_s8s8_4x16c2_neon(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
-                           size_t ldc, int m, int n, int flags, const GemmEpilogue* ep) {
+                           size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
   const int8_t* a = static_cast<const int8_t*>(a_packed);
   with_live_rows<kMr>(m, [&](auto rows) {
     tile<decltype(rows)::value>(k_groups, a, b, c, ldc, n, flags, ep);
@@ -68,7 +67,7 @@ void gemm_s8s8_4x16c2_neon(size_t k_groups, const void* a_packed, const int8_t* 
 
 const GemmKernel& neon_gemm_kernel() {
   static const GemmKernel k = {"gemm_s8s8_4x16c2_neon", kMr, kNr, kKr, 1, gemm_s8s8_4x16c2_neon,
-                               epilogue_rows<kNr / 4>};
+                               Epilogue::final_block};
   return k;
 }
 

@@ -10,18 +10,20 @@
 
 #include "qgemm/kernels.h"
 #include "qgemm/kernels/live_rows.h"
-#include "qgemm/kernels/neon/epilogue_neon.h"
+#include "qgemm/kernels/neon/vector_neon.h"
+#include "qgemm/kernels/output_stage_vector.h"
 #include "qgemm/kernels/neon/static_for.h"
 
 namespace qgemm {
 namespace {
 
 constexpr int kMr = 8, kNr = 8, kKr = 4;
+using Epilogue = VectorEpilogue<VectorNeon, kNr>;
 
 // One K group for the M live rows. A group: rows 0-3 then rows 4-7, 4 bytes
 // each; B group: columns 0-3 then 4-7. Row i takes lane i % 4 of its half.
 template <int M>
-QGEMM_NEON_INLINE void step(int32x4_t (&acc)[M][2], const int8_t* a, const int8_t* b) {
+QGEMM_INLINE void step(int32x4_t (&acc)[M][2], const int8_t* a, const int8_t* b) {
   const int8x16_t b0 = vld1q_s8(b), b1 = vld1q_s8(b + 16);
   const int8x16_t a0 = vld1q_s8(a);
   const int8x16_t a1 = M > 4 ? vld1q_s8(a + 16) : a0;
@@ -36,7 +38,7 @@ QGEMM_NEON_INLINE void step(int32x4_t (&acc)[M][2], const int8_t* a, const int8_
 // M live rows (1..8): fewer rows, fewer dot products (small M / GEMV).
 template <int M>
 void tile(size_t k_groups, const int8_t* a, const int8_t* b, void* c, size_t ldc, int n,
-          int flags, const GemmEpilogue* ep) {
+          int flags, const EpilogueParams* ep) {
   int32x4_t acc[M][2];
   static_for<M>([&](auto I) {
     acc[decltype(I)::value][0] = acc[decltype(I)::value][1] = vdupq_n_s32(0);
@@ -49,14 +51,11 @@ void tile(size_t k_groups, const int8_t* a, const int8_t* b, void* c, size_t ldc
     b += 2 * kNr * kKr;
   }
   if (g < k_groups) step<M>(acc, a, b);
-  static_for<M>([&](auto I) {
-    constexpr int i = decltype(I)::value;
-    store_row<2>(c, ldc, i, AccRow<2>{{acc[i][0], acc[i][1]}}, n, flags, ep);
-  });
+  Epilogue::tile<M>(acc, c, ldc, n, flags, ep);
 }
 
 void gemm_s8s8_8x8c4_neondot(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
-                             size_t ldc, int m, int n, int flags, const GemmEpilogue* ep) {
+                             size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
   const int8_t* a = static_cast<const int8_t*>(a_packed);
   with_live_rows<kMr>(m, [&](auto rows) {
     tile<decltype(rows)::value>(k_groups, a, b, c, ldc, n, flags, ep);
@@ -67,7 +66,7 @@ void gemm_s8s8_8x8c4_neondot(size_t k_groups, const void* a_packed, const int8_t
 
 const GemmKernel& neondot_gemm_kernel() {
   static const GemmKernel k = {"gemm_s8s8_8x8c4_neondot", kMr, kNr, kKr, 1,
-                               gemm_s8s8_8x8c4_neondot, epilogue_rows<kNr / 4>};
+                               gemm_s8s8_8x8c4_neondot, Epilogue::final_block};
   return k;
 }
 

@@ -1,6 +1,6 @@
 // Portable GEMM microkernel: a 4x8 tile, K in pairs, A as int16.
 // All arithmetic is uint32 so that wrap-around is defined (see gemm.h).
-#include "qgemm/epilogue_scalar.h"
+#include "qgemm/output_stage_scalar.h"
 #include "qgemm/kernels.h"
 
 namespace qgemm {
@@ -9,7 +9,7 @@ namespace {
 constexpr int kMr = 4, kNr = 8, kKr = 2;
 
 void gemm_s8s8_4x8c2_scalar(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
-                            size_t ldc, int m, int n, int flags, const GemmEpilogue* ep) {
+                            size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
   const int16_t* a = static_cast<const int16_t*>(a_packed);
   uint32_t acc[kMr][kNr] = {};
   for (size_t g = 0; g < k_groups; ++g) {
@@ -29,7 +29,7 @@ void gemm_s8s8_4x8c2_scalar(size_t k_groups, const void* a_packed, const int8_t*
 }
 
 void epilogue_scalar(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
-                     const GemmEpilogue* ep) {
+                     const EpilogueParams* ep) {
   for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j) store_output(acc[i * lda + j], i, j, c, ldc, kGemmFinal, ep);
 }

@@ -1,5 +1,6 @@
-// The GEMM epilogue for one element, in portable C++: the reference the
-// vector epilogues match bit for bit. Everything has internal linkage so that
+// The output stage (output_stage.h) for one element, in portable C++: the
+// reference the vector epilogue (kernels/output_stage_vector.h) matches bit
+// for bit on every ISA. Everything has internal linkage so that
 // each ISA's translation unit gets its own copy (no cross-ISA ODR merging).
 #pragma once
 #include <cmath>
@@ -52,46 +53,45 @@ inline int32_t round_clamped(float v, int32_t lo, int32_t hi) {
 // Writes element (i, j) of the tile: acc is the accumulator (plus old C for
 // kGemmAccumulate, already added by the caller), row i, column j of the tile.
 inline void store_output(int32_t acc, int i, int j, void* c, size_t ldc, int flags,
-                         const GemmEpilogue* ep) {
+                         const EpilogueParams* ep) {
   if (flags & kGemmFinal) {
     acc = wrap_sub(acc, ep->col_term[j]);
     if (ep->row_za) acc = wrap_sub(acc, wrap_mul(ep->col_sum[j], ep->row_za[i]));
     if (ep->col_zb) acc = wrap_sub(acc, wrap_mul(ep->col_zb[j], ep->row_term[i]));
   }
+  const OutputStage& o = ep->out;
   const size_t at = static_cast<size_t>(i) * ldc + j;
-  if (!(flags & kGemmFinal) || ep->kind == kOutInt32) {
+  if (!(flags & kGemmFinal) || o.kind == OutputKind::int32) {
     static_cast<int32_t*>(c)[at] = acc;
     return;
   }
-  if (ep->kind == kOutFloat32) {
-    const float scale = ep->row_scale ? ep->row_scale[i] * ep->col_scale[j] : ep->col_scale[j];
+  if (o.kind == OutputKind::float32) {
+    const float scale = o.row_scale ? o.row_scale[i] * o.scale[j] : o.scale[j];
     float v = static_cast<float>(acc) * scale;
-    if (ep->col_offset) v = v + ep->col_offset[j];
-    v = v > ep->fmin ? v : ep->fmin;
-    v = v < ep->fmax ? v : ep->fmax;
+    if (o.offset) v = v + o.offset[j];
+    v = v > o.fmin ? v : o.fmin;
+    v = v < o.fmax ? v : o.fmax;
     static_cast<float*>(c)[at] = v;
     return;
   }
   int32_t q;
-  if (ep->kind == kOutQuantFloat) {
-    float scale = ep->col_scale[j], offset = ep->col_offset ? ep->col_offset[j] : 0.0f;
-    if (ep->row_scale) {
-      const float ab = ep->row_scale[i] * ep->col_scale[j];
-      scale = ab / ep->y_scale;
+  if (o.kind == OutputKind::requantize_float) {
+    float scale = o.scale[j], offset = o.offset ? o.offset[j] : 0.0f;
+    if (o.row_scale) {
+      const float ab = o.row_scale[i] * o.scale[j];
+      scale = ab / o.y_scale;
       offset = offset / ab;
     }
     float v = static_cast<float>(acc);
-    if (ep->col_offset) v = v + offset;
+    if (o.offset) v = v + offset;
     v = v * scale;
-    q = round_clamped(v, ep->qmin - ep->zero_point, ep->qmax - ep->zero_point) + ep->zero_point;
+    q = round_clamped(v, o.qmin - o.zero_point, o.qmax - o.zero_point) + o.zero_point;
   } else {
     // Saturating: the zero point is added in 64 bits, then clamped.
-    const int64_t v =
-        int64_t(multiply_by_quantized_multiplier(acc, ep->col_mult[j], ep->col_shift[j])) +
-        ep->zero_point;
-    q = static_cast<int32_t>(v < ep->qmin ? ep->qmin : v > ep->qmax ? ep->qmax : v);
+    const int64_t v = int64_t(multiply_by_quantized_multiplier(acc, o.multiplier[j], o.shift[j])) + o.zero_point;
+    q = static_cast<int32_t>(v < o.qmin ? o.qmin : v > o.qmax ? o.qmax : v);
   }
-  if (ep->out_u8) static_cast<uint8_t*>(c)[at] = static_cast<uint8_t>(q);
+  if (o.out_u8) static_cast<uint8_t*>(c)[at] = static_cast<uint8_t>(q);
   else static_cast<int8_t*>(c)[at] = static_cast<int8_t>(q);
 }
 
