@@ -796,8 +796,8 @@ def section_persist():
         for fn in fns.values():  # every way gives the same matrix
             assert np.array_equal(qgemm.matmul(b[:3], fn()), qgemm.matmul(b[:3], qgemm.pack(b)))
         table(f"packed weights {n}x{n} int8 ({n * n / 2**20:g} MiB): packing the raw array against loading a "
-              f"saved packed file (page cache warm)", ["way", "ms", "pack / this"],
-              [[name, 1e3 * t, secs["pack(b)"] / t] for name, t in secs.items()])
+              f"saved packed file (page cache warm)", ["way", "us", "pack / this"],
+              [[name, 1e6 * t, secs["pack(b)"] / t] for name, t in secs.items()])
         target(f"pack / load_packed(mmap=True), {n}x{n}", secs["pack(b)"] / secs["load_packed(mmap=True)"],
                ">=", 50)
 
