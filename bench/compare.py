@@ -813,11 +813,11 @@ def section_persist():
             foreign = os.path.join(tmp, "other.qpk")
             code = f"import numpy as np, qgemm; qgemm.pack(np.load({raw!r})).save({foreign!r})"
             subprocess.run([sys.executable, "-c", code], env=dict(os.environ, QGEMM_ISA=other), check=True)
-            fns[f"load_packed of a {other} file (repack)"] = lambda: qgemm.load_packed(foreign)
+            fns[f"load_packed, file from QGEMM_ISA={other} (repack)"] = lambda: qgemm.load_packed(foreign)
         secs = timeit_many(fns)
         for fn in fns.values():  # every way gives the same matrix
             assert np.array_equal(qgemm.matmul(b[:3], fn()), qgemm.matmul(b[:3], qgemm.pack(b)))
-        table(f"packed weights {n}x{n} int8 ({n * n >> 20} MiB): packing the raw array against loading a "
+        table(f"packed weights {n}x{n} int8 ({n * n / 2**20:g} MiB): packing the raw array against loading a "
               f"saved packed file (page cache warm)", ["way", "ms", "pack / this"],
               [[name, 1e3 * t, secs["pack(b)"] / t] for name, t in secs.items()])
         target(f"pack / load_packed(mmap=True), {n}x{n}", secs["pack(b)"] / secs["load_packed(mmap=True)"],
@@ -833,7 +833,7 @@ def section_persist():
                 continue
             a0, f0, a1, f1, a2, f2 = (int(v) / 1024 for v in p.stdout.split())
             rows.append([label, a1 - a0, f1 - f0, a2 - a1, f2 - f1])
-    table(f"resident memory (MiB) of a fresh process: growth when B ({n * n >> 20} MiB) is made ready, then "
+    table(f"resident memory (MiB) of a fresh process: growth when B ({n * n / 2**20:g} MiB) is made ready, then "
           "during a first GEMV that reads all of it; anonymous (private) and file pages (the page cache, "
           "shared by every process that maps the file)",
           ["way", "ready: anon", "ready: file", "first use: anon", "first use: file"], rows)

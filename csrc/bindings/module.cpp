@@ -111,11 +111,13 @@ py::array py_unpack(const PyPackedB& p) {
 using I32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
-// The packed panels as a flat int8 array that views them (no copy) and keeps
-// `self` alive: for writing them to a file.
+// The packed panels as a flat read-only int8 array that views them (no copy)
+// and keeps `self` alive: for writing them to a file.
 py::array py_panels(py::object self) {
   const PackedB& b = self.cast<const PyPackedB&>().b;
-  return py::array(py::dtype("int8"), {static_cast<py::ssize_t>(b.bytes())}, {1}, b.data.get(), self);
+  py::array view(py::dtype("int8"), {static_cast<py::ssize_t>(b.bytes())}, {1}, b.data.get(), self);
+  py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return view;
 }
 
 // A PackedB over panels held by `panels` (a 1-D int8 array: a memory-mapped

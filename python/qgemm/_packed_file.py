@@ -31,6 +31,7 @@ the place it comes from.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap as _mmap
 import os
@@ -60,7 +61,6 @@ class Loaded(NamedTuple):
     zero_point: Any      # an int, or an int32 array of N
     extra_kind: str      # what `extra` is ('' for a plain packed matrix)
     extra: bytes
-    mapped: bool         # the panels are the file's pages (not a copy)
 
 
 def _round_up(x: int, to: int) -> int:
@@ -103,16 +103,15 @@ def write(path: PathLike, packed: Any, dtype: str, zero_point: Any, extra: bytes
 
     path = os.fspath(path)
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    f = open(tmp, "xb")
     try:
-        with open(tmp, "xb") as f:
+        with f:
             f.write(head)
             f.write(memoryview(panels).cast("B"))
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -251,7 +250,7 @@ def read(path: PathLike, *, mmap: bool, verify: bool, repack: bool) -> Loaded:
                                f"CPU runs {ours['kernel']} (nr={ours['nr']}, kr={ours['kr']}), and repack=False")
         if h.panels_nbytes == 0:  # K or N is 0: nothing to map
             packed = _qgemm.pack(np.zeros((k, n), _checks.QDTYPES[dtype]))
-            return Loaded(packed, dtype, h.zero_point, h.meta["extra"], h.extra, False)
+            return Loaded(packed, dtype, h.zero_point, h.meta["extra"], h.extra)
         if mmap:
             mm = _mmap.mmap(fd, 0, access=_mmap.ACCESS_READ)
             if len(mm) != size:
@@ -282,4 +281,4 @@ def read(path: PathLike, *, mmap: bool, verify: bool, repack: bool) -> Loaded:
         packed = _qgemm.pack(_unpack(panels, k, n, layout["nr"], layout["kr"], dtype))
         if not (np.array_equal(np.asarray(packed.colsum)[:n], h.colsum[:n]) and packed.max_abs == h.meta["max_abs"]):
             raise _error(path, "the column sums do not match the panels (the file is corrupt)")
-    return Loaded(packed, dtype, h.zero_point, h.meta["extra"], h.extra, mapped)
+    return Loaded(packed, dtype, h.zero_point, h.meta["extra"], h.extra)

@@ -119,12 +119,14 @@ def load_packed(path: Union[str, "os.PathLike[str]"], mmap: bool = True, verify:
     while mapped (:meth:`PackedMatrix.save` replaces a file, it never writes
     into it, so saving anew is safe).
 
-    ``mmap=False``: the panels are read into memory and their checksum checked.
+    ``mmap=False``: the panels are read into memory and their checksum checked
+    (reading and checking cost about as much as a pack).
 
     A file of another layout (saved on a CPU with another kernel, e.g. AVX2 vs
     AVX-512 VNNI) is unpacked from its stored layout, checked (checksum of
-    the panels, column sums) and packed for this CPU: a pack's cost, nothing
-    mapped. ``repack=False`` refuses it (ValueError) instead.
+    the panels, column sums) and packed for this CPU, with nothing left
+    mapped: an unpack and a pack, tens of milliseconds for 16 MiB.
+    ``repack=False`` refuses it (ValueError) instead.
 
     A corrupt, truncated, or unreadable file (another format version, an
     unknown stored layout) raises ValueError saying what is wrong.

@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <utility>
@@ -546,6 +548,38 @@ static void test_range_proof(const Kernels& kern) {
   }
 }
 
+// A B over panels owned elsewhere (a memory-mapped file in the Python
+// module): the same results as the B it was copied from, its second layout
+// made from it, and its owner released with it, never freed by it.
+static void test_borrowed_panels(const Kernels& kern) {
+  const GemmKernel& k = kern.gemm;
+  const size_t M = 7, K = 77, N = 45;
+  std::vector<uint8_t> a(M * K), b(K * N);
+  for (auto& x : a) x = static_cast<uint8_t>(rand_int(0, 127));  // 7 bits: the range-proven kernel too
+  for (auto& x : b) x = static_cast<uint8_t>(rand_int(0, 255));
+  const PackedB pb = pack_b({b.data(), K, N, ptrdiff_t(N), 1, true}, k.nr, k.kr);
+  const size_t bytes = (pb.bytes() + 63) / 64 * 64;
+  std::shared_ptr<int8_t> owner(static_cast<int8_t*>(std::aligned_alloc(64, bytes)), std::free);
+  std::memcpy(owner.get(), pb.data.get(), pb.bytes());
+  std::vector<int32_t> c_own(M * N), c_borrowed(M * N), zb(1, 3);
+  {
+    const PackedB borrowed = packed_b_from_panels(K, N, k.nr, k.kr, true, owner.get(), pb.colsum, pb.max_abs, owner);
+    check(owner.use_count() == 2, std::string(k.name) + " borrowed panels keep their owner");
+    AOperand A{a.data(), true, 1, M, K, 0, ptrdiff_t(K), 1};
+    GemmOutput out;
+    out.ldc = N;
+    out.data = c_own.data();
+    gemm(k, A, 5, pb, zb.data(), false, out);
+    out.data = c_borrowed.data();
+    gemm(k, A, 5, borrowed, zb.data(), false, out);
+    check(c_own == c_borrowed, std::string(choose_kernel(k, A, borrowed).name) + " gemm on borrowed panels");
+    std::vector<uint8_t> unpacked(K * N);
+    unpack_b(borrowed, unpacked.data());
+    check(unpacked == b, std::string(k.name) + " unpack_b of borrowed panels");
+  }
+  check(owner.use_count() == 1, std::string(k.name) + " borrowed panels release their owner");
+}
+
 // The standalone output stage against the reference, on accumulators that
 // include the int32 extremes.
 static void test_requantize(const Kernels& kern) {
@@ -614,6 +648,7 @@ int main() {
       test_quantize(k, ref);
       test_gemm(k);
       test_range_proof(k);
+      test_borrowed_panels(k);
       test_requantize(k);
       std::printf("%s (%s, %d threads): %s\n", isa_name(isa), k.gemm.name, threads,
                   g_failed == before ? "ok" : "FAILED");

@@ -16,15 +16,14 @@ alone never imports torch.
   a model converted the same way round-trip exactly.
 - The layer computes through one custom op, ``torch.ops.qgemm.linear_dynamic``,
   with a fake implementation: ``torch.compile(model, fullgraph=True)`` and
-  ``torch.export.export`` see one opaque op (no graph break), and give the same
-  results as eager execution, bit for bit.
+  ``torch.export.export`` see one opaque op (no graph break) whose results equal
+  eager execution's bit for bit.
 - Inference only, CPU only: inputs that require grad (in grad mode) or live on
   another device are refused with an error.
 - Threads: qgemm's calls use ``torch.get_num_threads()`` threads (read on each
   call), so ``torch.set_num_threads`` governs the whole model;
   :func:`set_num_threads` fixes another number. qgemm's pool and PyTorch's
-  OpenMP pool are separate; both spin briefly after work, so the hand-off
-  between consecutive ops costs no wake-ups.
+  OpenMP pool are separate and take turns, layer by layer (see ``_threads``).
 """
 
 from __future__ import annotations

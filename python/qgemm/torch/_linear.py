@@ -58,7 +58,7 @@ class Linear(torch.nn.Module):
                 raise ValueError(f"linear.{name} is on {t.device}: move the model to the CPU first")
             if not t.dtype.is_floating_point:
                 raise TypeError(f"linear.{name} must be floating point, got {t.dtype}")
-            if not _op._finite(t):
+            if not _op.finite(t):
                 raise ValueError(f"linear.{name} contains NaN or infinity")
         layer = qnn.Linear.from_float(_float32(w), None if b is None else _float32(b), **scheme)
         mod = cls(linear.in_features, linear.out_features, b is not None, per_token=per_token, act_bits=act_bits)

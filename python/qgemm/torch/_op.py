@@ -12,11 +12,11 @@ in place, which bumps the tensors' version counters).
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
-from torch.utils.weak import WeakIdKeyDictionary
 
 from .. import _checks
 from .. import nn as qnn
@@ -37,71 +37,83 @@ def scheme_kwargs(per_token: Any, act_bits: Any) -> Dict[str, Any]:
     return {"per_token": per_token, "act_bits": act_bits}
 
 
-def _version(t: torch.Tensor) -> int:
-    try:
-        return t._version
-    except RuntimeError:  # an inference tensor: no version counter (and no in-place writes outside inference mode)
-        return -1
-
-
 def _stamp(weight: torch.Tensor, scale: torch.Tensor, bias: Optional[torch.Tensor],
            per_token: bool, act_bits: int) -> Tuple:
     """What the packed layer was built from: storage addresses and write counters."""
-    return tuple((t.data_ptr(), _version(t)) if t is not None else None for t in (weight, scale, bias)) + (
-        per_token, act_bits)
+    try:
+        return (weight.data_ptr(), weight._version, scale.data_ptr(), scale._version,
+                None if bias is None else (bias.data_ptr(), bias._version), per_token, act_bits)
+    except RuntimeError:  # inference tensors have no write counter (nor writes outside inference mode)
+        return (weight.data_ptr(), scale.data_ptr(), None if bias is None else bias.data_ptr(), per_token, act_bits)
 
 
-# weight tensor -> (stamp, qgemm.nn.Linear). The layer holds NumPy views of the weight's
-# memory that do not keep the tensor object itself alive, so entries do go away.
-_layers = WeakIdKeyDictionary()
+# id(weight tensor) -> (weak reference to it, stamp, qgemm.nn.Linear). The layer holds
+# NumPy views of the weight's memory that do not keep the tensor object itself alive,
+# so an entry goes when its tensor goes.
+_layers: Dict[int, Tuple[weakref.ref, Tuple, qnn.Linear]] = {}
 pack_count = 0  # layers packed so far (tests check that calls reuse them)
 
 
-def _finite(t: torch.Tensor) -> bool:
+def _cache(weight: torch.Tensor, stamp: Tuple, layer: qnn.Linear) -> None:
+    key = id(weight)
+
+    def forget(ref: weakref.ref) -> None:
+        if _layers.get(key, (None,))[0] is ref:  # not replaced by a newer entry meanwhile
+            _layers.pop(key, None)
+    _layers[key] = (weakref.ref(weight, forget), stamp, layer)
+
+
+def finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
 
 def remember(weight: torch.Tensor, scale: torch.Tensor, bias: Optional[torch.Tensor],
              per_token: bool, act_bits: int, layer: qnn.Linear) -> None:
     """Caches a layer already built from exactly these tensors."""
-    _layers[weight] = (_stamp(weight, scale, bias, per_token, act_bits), layer)
+    _cache(weight, _stamp(weight, scale, bias, per_token, act_bits), layer)
 
 
 def packed_layer(weight: torch.Tensor, scale: torch.Tensor, bias: Optional[torch.Tensor],
                  per_token: bool, act_bits: int) -> qnn.Linear:
+    """The packed qgemm.nn.Linear for these buffers: cached, or checked and packed."""
     global pack_count
-    stamp = _stamp(weight, scale, bias, per_token, act_bits)
-    hit = _layers.get(weight)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
+    hit = _layers.get(id(weight))
+    if hit is not None and hit[0]() is weight and hit[1] == _stamp(weight, scale, bias, per_token, act_bits):
+        return hit[2]
+    _check_params(weight, scale, bias)
     n = weight.shape[0]
     # Buffers loaded from a state_dict are checked as a model's weights are.
     s = _checks.scales(scale.numpy(), n, "weight_scale").copy()
     b = None
     if bias is not None:
-        if not _finite(bias):
+        if not finite(bias):
             raise ValueError("bias contains NaN or infinity")
         b = bias.numpy().copy()
     qp = QParams(s, np.zeros(n, np.int32), "int8", 0)
     layer = qnn.Linear(weight.detach().numpy(), qp, b, **scheme_kwargs(per_token, act_bits))
     pack_count += 1
-    _layers[weight] = (stamp, layer)
+    _cache(weight, _stamp(weight, scale, bias, per_token, act_bits), layer)
     return layer
 
 
-def _check(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, bias: Optional[torch.Tensor]) -> None:
-    for name, t in (("input", x), ("weight", weight), ("weight_scale", scale), ("bias", bias)):
+def _check_params(weight: torch.Tensor, scale: torch.Tensor, bias: Optional[torch.Tensor]) -> None:
+    for name, t in (("weight", weight), ("weight_scale", scale), ("bias", bias)):
         if t is not None and t.device.type != "cpu":
             raise ValueError(f"qgemm runs on the CPU: {name} must be a CPU tensor, got device {t.device}")
-    if x.dtype not in _FLOAT_INPUTS:
-        raise TypeError(f"input must be float32, float16 or bfloat16, got {x.dtype}")
     if weight.dtype != torch.int8 or weight.dim() != 2:
         raise TypeError(f"weight must be a 2-D int8 tensor, got {weight.dtype} of shape {tuple(weight.shape)}")
-    n, k = weight.shape
+    n = weight.shape[0]
     for name, t in (("weight_scale", scale), ("bias", bias)):
         if t is not None and (t.dtype != torch.float32 or tuple(t.shape) != (n,)):
             raise TypeError(f"{name} must be a float32 tensor of shape ({n},), got {t.dtype} of shape "
                             f"{tuple(t.shape)} (was the model converted to another dtype after quantizing?)")
+
+
+def _check_input(x: torch.Tensor, k: int) -> None:
+    if x.device.type != "cpu":
+        raise ValueError(f"qgemm runs on the CPU: input must be a CPU tensor, got device {x.device}")
+    if x.dtype not in _FLOAT_INPUTS:
+        raise TypeError(f"input must be float32, float16 or bfloat16, got {x.dtype}")
     if x.dim() < 1 or x.shape[-1] != k:
         raise ValueError(f"input must have shape (..., {k}), got {tuple(x.shape)}")
 
@@ -115,8 +127,8 @@ def linear_dynamic(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Te
     x's dtype and shape (..., out_features). float32 x is read in place when
     contiguous, and the result wraps qgemm's output array (no copies).
     """
-    _check(x, weight, weight_scale, bias)
-    layer = packed_layer(weight, weight_scale, bias, per_token, act_bits)
+    layer = packed_layer(weight, weight_scale, bias, per_token, act_bits)  # parameters checked when packed
+    _check_input(x, layer.in_features)
     _threads.before_call()
     x32 = x.detach() if x.dtype == torch.float32 else x.detach().to(torch.float32)
     y = torch.from_numpy(layer(x32.numpy()))
@@ -125,5 +137,6 @@ def linear_dynamic(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Te
 
 @linear_dynamic.register_fake
 def _linear_dynamic_fake(x, weight, weight_scale, bias, per_token, act_bits):
-    _check(x, weight, weight_scale, bias)
+    _check_params(weight, weight_scale, bias)
+    _check_input(x, weight.shape[1])
     return x.new_empty((*x.shape[:-1], weight.shape[0]))

@@ -1,11 +1,15 @@
 """How many threads qgemm uses inside a PyTorch model.
 
 qgemm keeps its own small thread pool (no OpenMP); PyTorch runs the rest of
-the model on its OpenMP pool. Both pools' workers spin for a short while
-after each piece of work before they sleep, so consecutive ops hand the CPUs
-back and forth without the tens of microseconds a wake-up costs. By default
-the bridge uses as many threads as PyTorch does (``torch.get_num_threads()``,
-read before each call), so ``torch.set_num_threads`` governs the whole model.
+the model on its OpenMP pool. The two pools never run at once (the layers run
+one after another), and both keep their workers spinning for a short while
+after their work, so neither pays a wake-up on every op; while one pool works,
+the other's spinning workers compete with it for the CPUs until they sleep.
+By default the bridge uses as many threads as PyTorch does
+(``torch.get_num_threads()``, read before each call and set as qgemm's own
+with ``qgemm.set_num_threads``), so ``torch.set_num_threads`` governs the
+whole model; ``bench/compare.py --only e2e`` measures the alternatives in a
+real model.
 """
 
 from __future__ import annotations
