@@ -15,7 +15,7 @@ gemm, threads, qlinear, linear, perrow, gil, memory, e2e, persist), ``--quick`` 
 repeat: a CI smoke run), ``--threads N`` (default: the CPUs this process may
 use), ``--repeat N``.
 
-Timing: one warm-up call, then the median of ``--repeat`` samples measured with
+Timing: one warm-up call, then the best (``--stat median``: the median) of ``--repeat`` samples measured with
 time.perf_counter (a sample loops a fast call until it lasts >= 20 ms).
 Exactness: every integer result is compared with an exact reference
 (float64 matmul of the integer operands: |C| < 2**53, so it is exact);

@@ -8,9 +8,6 @@
 #include "qgemm/output_stage_scalar.h"
 #include "qgemm/thread_pool.h"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 namespace qgemm {
 namespace {
@@ -173,23 +170,17 @@ void run_block(const Plan& P, const BlockScratch& s, size_t r0, size_t r1, size_
 // int8 flipped by ^0x80), is at most limit. Stops at the first row past it.
 bool a_within(const AOperand& a, int limit) {
   const uint8_t flip = a.is_u8 ? 0 : 0x80;
+  const auto max_byte = baseline_packers().max_byte;
   for (size_t bi = 0; bi < a.batch; ++bi)
     for (size_t i = 0; i < a.m; ++i) {
       const uint8_t* row = a.data + static_cast<ptrdiff_t>(bi) * a.batch_stride +
                            static_cast<ptrdiff_t>(i) * a.row_stride;
       int hi = 0;
       size_t k = 0;
-#if defined(__SSE2__)
-      if (a.col_stride == 1) {
-        const __m128i vflip = _mm_set1_epi8(static_cast<char>(flip));
-        __m128i vmax = _mm_setzero_si128();
-        for (; k + 16 <= a.k; k += 16)
-          vmax = _mm_max_epu8(vmax, _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k)), vflip));
-        alignas(16) uint8_t lanes[16];
-        _mm_store_si128(reinterpret_cast<__m128i*>(lanes), vmax);
-        hi = *std::max_element(lanes, lanes + 16);
+      if (a.col_stride == 1 && max_byte) {
+        k = a.k / 16 * 16;
+        hi = max_byte(row, k, flip);
       }
-#endif
       for (; k < a.k; ++k) hi = std::max<int>(hi, row[static_cast<ptrdiff_t>(k) * a.col_stride] ^ flip);
       if (hi > limit) return false;
     }

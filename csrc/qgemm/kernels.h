@@ -75,6 +75,33 @@ struct GemmKernel {
   const GemmKernel* proven_range = nullptr;
 };
 
+// ---- packing loops ------------------------------------------------------------
+// The vectorized loops of packing (pack.h has the layouts), per ISA in
+// kernels/<isa>/pack_<isa>.cpp; pack.cpp keeps the driver and the portable
+// loops, which also take whatever a null entry or a partial count leaves.
+struct Packers {
+  // Rows [0, k) (k a multiple of kr, 2 or 4) x columns [0, width) (a multiple
+  // of 16) of a B with unit column stride into the panel layout [k/kr][nr][kr]
+  // at dst, bytes ^ flip; adds the column sums of stored values into
+  // sums[0..width) and raises *max_abs to the largest |stored value|.
+  void (*b_block)(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr, uint8_t flip,
+                  int8_t* dst, int32_t* sums, int* max_abs);
+  // Four rows of A (unit stride) as groups of 4 bytes ^ flip: groups [0, g)
+  // of `full` into out (rows mr * 4 bytes apart per group); sums[i] = row i's
+  // sum of (stored byte ^ to_unsigned) over them. Returns g.
+  size_t (*a_four_rows_c4)(const uint8_t* const* src, size_t full, int mr, uint32_t flip, uint32_t to_unsigned,
+                           uint8_t* out, uint32_t* sums);
+  // One K quad of a panel from two K pairs (even, odd: nr columns of 2 bytes)
+  // for columns [0, j) into dst (4 bytes per column). Returns j.
+  size_t (*pairs_to_quads)(const int8_t* even, const int8_t* odd, size_t nr, int8_t* dst);
+  // The largest of row[0..n) ^ flip for n a multiple of 16 (0 if n is 0).
+  int (*max_byte)(const uint8_t* row, size_t n, uint8_t flip);
+};
+
+// The packing loops of this build's baseline ISA (SSE2 on x86-64, NEON on
+// AArch64, none elsewhere): every kernel's packed formats are built with them.
+const Packers& baseline_packers();
+
 struct Kernels {
   const char* isa;
   QuantizeKernels quant;

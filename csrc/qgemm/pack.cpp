@@ -10,9 +10,6 @@
 #include "qgemm/buffer_pool.h"
 #include "qgemm/thread_pool.h"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 namespace qgemm {
 
@@ -24,67 +21,6 @@ void PanelFree::operator()(void* p) const {
 
 namespace {
 
-#if defined(__SSE2__)
-// Rows [0, k) x columns [0, width) of B (unit column stride; k a multiple of
-// kr, width of 16) into the panel layout [k / kr][nr][kr], 16 columns at a
-// time: byte interleaves put each column's kr values side by side. Column
-// sums go vertically first (int16 is ample for 4 values), then to int32.
-// Raises *max_abs to the largest |stored value| seen.
-void pack_b_block_sse2(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr,
-                       uint8_t flip, int8_t* dst, int32_t* sums, int* max_abs) {
-  const __m128i vflip = _mm_set1_epi8(static_cast<char>(flip));
-  // Stored values flipped to unsigned (v ^ 0x80 == v + 128), where SSE2 has min and max.
-  const __m128i sign = _mm_set1_epi8(static_cast<char>(0x80));
-  __m128i umin = sign, umax = sign;  // 128: the value 0
-  for (int j = 0; j < width; j += 16) {
-    __m128i s16_lo = _mm_setzero_si128(), s16_hi = _mm_setzero_si128();  // cols j..j+7, j+8..j+15
-    __m128i s32[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
-    for (size_t g = 0; g < k / kr; ++g) {
-      __m128i r[4];
-#pragma GCC unroll 4
-      for (int i = 0; i < kr; ++i) {
-        r[i] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(
-                                 src + static_cast<ptrdiff_t>(g * kr + i) * row_stride + j)),
-                             vflip);
-        // Sign-extend to int16 (duplicate each byte, shift the copy out) and add vertically.
-        s16_lo = _mm_add_epi16(s16_lo, _mm_srai_epi16(_mm_unpacklo_epi8(r[i], r[i]), 8));
-        s16_hi = _mm_add_epi16(s16_hi, _mm_srai_epi16(_mm_unpackhi_epi8(r[i], r[i]), 8));
-        const __m128i u = _mm_xor_si128(r[i], sign);
-        umin = _mm_min_epu8(umin, u);
-        umax = _mm_max_epu8(umax, u);
-      }
-      int8_t* out = dst + g * nr * kr + j * kr;
-      if (kr == 2) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi8(r[0], r[1]));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi8(r[0], r[1]));
-      } else {
-        const __m128i t0 = _mm_unpacklo_epi8(r[0], r[1]), t1 = _mm_unpacklo_epi8(r[2], r[3]);
-        const __m128i t2 = _mm_unpackhi_epi8(r[0], r[1]), t3 = _mm_unpackhi_epi8(r[2], r[3]);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi16(t0, t1));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi16(t0, t1));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32), _mm_unpacklo_epi16(t2, t3));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 48), _mm_unpackhi_epi16(t2, t3));
-      }
-      // Widen the int16 sums to int32 before they could overflow (|sum| <= 128 * rows).
-      if ((g + 1) % 64 == 0 || g + 1 == k / kr) {
-        s32[0] = _mm_add_epi32(s32[0], _mm_srai_epi32(_mm_unpacklo_epi16(s16_lo, s16_lo), 16));
-        s32[1] = _mm_add_epi32(s32[1], _mm_srai_epi32(_mm_unpackhi_epi16(s16_lo, s16_lo), 16));
-        s32[2] = _mm_add_epi32(s32[2], _mm_srai_epi32(_mm_unpacklo_epi16(s16_hi, s16_hi), 16));
-        s32[3] = _mm_add_epi32(s32[3], _mm_srai_epi32(_mm_unpackhi_epi16(s16_hi, s16_hi), 16));
-        s16_lo = s16_hi = _mm_setzero_si128();
-      }
-    }
-    for (int q = 0; q < 4; ++q) {
-      __m128i* at = reinterpret_cast<__m128i*>(sums + j + 4 * q);
-      _mm_storeu_si128(at, _mm_add_epi32(_mm_loadu_si128(at), s32[q]));
-    }
-  }
-  alignas(16) uint8_t mins[16], maxs[16];
-  _mm_store_si128(reinterpret_cast<__m128i*>(mins), umin);
-  _mm_store_si128(reinterpret_cast<__m128i*>(maxs), umax);
-  for (int i = 0; i < 16; ++i) *max_abs = std::max({*max_abs, 128 - mins[i], maxs[i] - 128});
-}
-#endif
 
 
 // p.data for p.bytes(), 64-byte aligned: a size that aligned_alloc accepts
@@ -117,6 +53,7 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use) {
   allocate_panels(p);
   p.colsum.assign(p.panels * nr, 0);
   const uint8_t flip = b.is_u8 ? 0x80 : 0;
+  const Packers& packers = baseline_packers();
   // Rows [k_begin, k_end) x panel columns [j_begin, j_end), one byte at a time.
   auto pack_scalar = [&](int8_t* dst, int32_t* sums, size_t j0, size_t k_begin, size_t k_end,
                          int j_begin, int j_end, int* max_abs) {
@@ -145,14 +82,12 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use) {
     int32_t* sums = p.colsum.data() + j0;
     size_t k_done = k_begin;  // rows [k_begin, k_done) x columns [0, j_done) packed by vectors
     int j_done = 0;
-#if defined(__SSE2__)
-    if (b.col_stride == 1 && (kr == 2 || kr == 4)) {
+    if (packers.b_block && b.col_stride == 1 && (kr == 2 || kr == 4)) {
       j_done = width / 16 * 16;
       k_done = k_begin + (k_end - k_begin) / kr * kr;
-      pack_b_block_sse2(b.data + static_cast<ptrdiff_t>(k_begin) * b.row_stride + j0, b.row_stride,
-                        k_done - k_begin, j_done, kr, nr, flip, dst, sums, max_abs);
+      packers.b_block(b.data + static_cast<ptrdiff_t>(k_begin) * b.row_stride + j0, b.row_stride,
+                      k_done - k_begin, j_done, kr, nr, flip, dst, sums, max_abs);
     }
-#endif
     pack_scalar(panel_dst, sums, j0, k_begin, k_done, j_done, width, max_abs);
     pack_scalar(panel_dst, sums, j0, k_done, k_end, 0, width, max_abs);
   };
@@ -203,6 +138,7 @@ namespace {
 // the range-proven one's): a column's quad is its pairs from two consecutive
 // groups, so this is a copy of 2-byte units, at memory speed.
 PackedB pairs_to_quads(const PackedB& src) {
+  const Packers& packers = baseline_packers();
   PackedB dst;
   dst.k = src.k;
   dst.n = src.n;
@@ -224,15 +160,7 @@ PackedB pairs_to_quads(const PackedB& src) {
     for (size_t q = 0; q < quads; ++q, d += 4 * nr) {
       const int8_t* even = s + 2 * q * 2 * nr;
       const int8_t* odd = 2 * q + 1 < pairs ? even + 2 * nr : zeros.data();
-      size_t j = 0;
-#if defined(__SSE2__)
-      for (; j + 8 <= nr; j += 8) {  // 8 columns: their pairs interleave as 16-bit units
-        const __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i*>(even + 2 * j));
-        const __m128i o = _mm_loadu_si128(reinterpret_cast<const __m128i*>(odd + 2 * j));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 4 * j), _mm_unpacklo_epi16(e, o));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 4 * j + 16), _mm_unpackhi_epi16(e, o));
-      }
-#endif
+      size_t j = packers.pairs_to_quads ? packers.pairs_to_quads(even, odd, nr, d) : 0;
       for (; j < nr; ++j) {
         std::memcpy(d + 4 * j, even + 2 * j, 2);
         std::memcpy(d + 4 * j + 2, odd + 2 * j, 2);
@@ -346,36 +274,6 @@ struct C4Bytes {
     return sum;
   }
 
-#if defined(__SSE2__)
-  // Four rows at once, four groups at a time: a 4x4 transpose of 32-bit
-  // words puts each group's four rows into one 16-byte store.
-  static size_t four_rows(const uint8_t* const* src, size_t full, int mr, uint8_t* out,
-                          uint32_t* sums) {
-    const __m128i vflip = _mm_set1_epi32(static_cast<int>(flip));
-    const __m128i vto_u = _mm_set1_epi32(static_cast<int>(to_unsigned)), zero = _mm_setzero_si128();
-    __m128i s[4] = {zero, zero, zero, zero};
-    size_t g = 0;
-    for (; g + 4 <= full; g += 4) {
-      __m128i r[4];
-#pragma GCC unroll 4
-      for (int i = 0; i < 4; ++i) {
-        r[i] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src[i] + 4 * g)), vflip);
-        s[i] = _mm_add_epi64(s[i], _mm_sad_epu8(_mm_xor_si128(r[i], vto_u), zero));
-      }
-      const __m128i t0 = _mm_unpacklo_epi32(r[0], r[1]), t1 = _mm_unpacklo_epi32(r[2], r[3]);
-      const __m128i t2 = _mm_unpackhi_epi32(r[0], r[1]), t3 = _mm_unpackhi_epi32(r[2], r[3]);
-      uint8_t* o = out + g * mr * 4;
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_unpacklo_epi64(t0, t1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + mr * 4), _mm_unpackhi_epi64(t0, t1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 2 * mr * 4), _mm_unpacklo_epi64(t2, t3));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 3 * mr * 4), _mm_unpackhi_epi64(t2, t3));
-    }
-    for (int i = 0; i < 4; ++i)
-      sums[i] = static_cast<uint32_t>(_mm_cvtsi128_si32(s[i])) +
-                static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_unpackhi_epi64(s[i], s[i])));
-    return g;
-  }
-#endif
 
   static void rows(const uint8_t* const* row_ptr, int m, size_t k0, size_t kc, int mr, uint8_t* dst,
                    int32_t* rowsum) {
@@ -386,16 +284,15 @@ struct C4Bytes {
       rowsum[i] = static_cast<int32_t>(static_cast<uint32_t>(rowsum[i]) + sum - correction);
     };
     int i = 0;
-#if defined(__SSE2__)
-    for (; i + 4 <= m; i += 4) {
+    const Packers& packers = baseline_packers();
+    for (; packers.a_four_rows_c4 && i + 4 <= m; i += 4) {
       const uint8_t* src[4] = {row_ptr[i] + k0, row_ptr[i + 1] + k0, row_ptr[i + 2] + k0,
                                row_ptr[i + 3] + k0};
       uint32_t sums[4];
-      const size_t g = four_rows(src, full, mr, dst + 4 * i, sums);
+      const size_t g = packers.a_four_rows_c4(src, full, mr, flip, to_unsigned, dst + 4 * i, sums);
       for (int r = 0; r < 4; ++r)
         add_sum(i + r, finish_row(src[r], g, full, tail, mr, dst + 4 * (i + r), sums[r]));
     }
-#endif
     for (; i < m; ++i) add_sum(i, finish_row(row_ptr[i] + k0, 0, full, tail, mr, dst + 4 * i, 0));
   }
 };

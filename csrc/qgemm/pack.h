@@ -3,12 +3,15 @@
 //
 // Layouts, for a kernel with tile mr x nr and K grouped by kr:
 //   B panel p (columns p*nr .. p*nr+nr-1): int8 [k_padded / kr][nr][kr]
-//   A block of mr rows:                    [kc_padded / kr][mr][kr], int16 or int8
+//   A block of mr rows:                    [kc_padded / kr][mr][kr], int16, int8 or uint8
 // Everything is zero padded to whole groups, panels and tiles.
 //
-// uint8 values are stored as int8 by flipping the top bit (b ^ 0x80 == b - 128)
-// and the zero point moves with them (zb - 128): all dtype pairs then run on
-// one signed kernel, exactly. A widened to int16 keeps uint8 as it is.
+// B is always stored as int8: uint8 values flip their top bit (b ^ 0x80 ==
+// b - 128) and the zero point moves with them (zb - 128). A is stored as the
+// kernel's record says (GemmKernel::a_bytes, a_unsigned): widened to int16
+// (uint8 kept as it is), int8 (uint8 flipped), or uint8 for the u8 x s8
+// dot-product instructions (int8 flipped, b ^ 0x80 == b + 128). Every dtype
+// pair then runs on each kernel exactly; the driver moves za with the flip.
 #pragma once
 #include <atomic>
 #include <cstddef>

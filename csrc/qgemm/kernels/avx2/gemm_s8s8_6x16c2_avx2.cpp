@@ -9,75 +9,42 @@
 #include <cstdint>
 
 #include "qgemm/kernels.h"
-#include "qgemm/kernels/live_rows.h"
 #include "qgemm/kernels/avx2/vector_avx2.h"
-#include "qgemm/kernels/output_stage_vector.h"
+#include "qgemm/kernels/dot_tile.h"
+#include "qgemm/kernels/live_rows.h"
 
 namespace qgemm {
 namespace {
 
-constexpr int kMr = 6, kNr = 16, kKr = 2;
-using Epilogue = VectorEpilogue<VectorAvx2, kNr>;
-
-// M live rows (1..6) of the tile: fewer rows, fewer accumulators, so the
-// small-M / GEMV case streams B without wasted multiplies.
-template <int M>
-void tile(size_t k_groups, const int32_t* a, const int8_t* b, void* c, size_t ldc, int n,
-          int flags, const EpilogueParams* ep) {
-  // Fully unrolled so the 2*M accumulators live in registers (checked in the
-  // generated code: the loop body is loads, vpmaddwd and vpaddd only).
-  __m256i acc0[M], acc1[M];
-#pragma GCC unroll 6
-  for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm256_setzero_si256();
-  // Few rows (GEMV): unrolled so loop overhead does not bound the B stream.
-  size_t g = 0;
-  if (M <= 2) {
-    for (; g + 4 <= k_groups; g += 4) {
-#pragma GCC unroll 4
-      for (int u = 0; u < 4; ++u) {
-        const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
-        const __m256i b1 =
-            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
-#pragma GCC unroll 2
-        for (int i = 0; i < M; ++i) {
-          const __m256i ai = _mm256_set1_epi32(a[i]);
-          acc0[i] = _mm256_add_epi32(acc0[i], _mm256_madd_epi16(ai, b0));
-          acc1[i] = _mm256_add_epi32(acc1[i], _mm256_madd_epi16(ai, b1));
-        }
-        a += kMr;
-        b += kNr * kKr;
-      }
-    }
+struct Avx2Exact {
+  using Vector = VectorAvx2;
+  using Int = __m256i;
+  using AType = int32_t;  // a pair (a[k], a[k+1]) of int16
+  struct B {
+    __m256i lo, hi;
+  };
+  static constexpr int kMr = 6, kNr = 16, kKr = 2;
+  static constexpr int kAStep = kMr, kBStep = kNr * kKr;
+  static constexpr FewRows kFewRows = FewRows::unroll4;
+  static QGEMM_INLINE Int zero() { return _mm256_setzero_si256(); }
+  static QGEMM_INLINE Int add(Int x, Int y) { return _mm256_add_epi32(x, y); }
+  static QGEMM_INLINE B load_b(const int8_t* b) {
+    return {_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b))),
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)))};
   }
-  for (; g < k_groups; ++g) {
-    const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
-    const __m256i b1 =
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
-#pragma GCC unroll 6
-    for (int i = 0; i < M; ++i) {
-      const __m256i ai = _mm256_set1_epi32(a[i]);  // (a[k], a[k+1]) as one int32
-      acc0[i] = _mm256_add_epi32(acc0[i], _mm256_madd_epi16(ai, b0));
-      acc1[i] = _mm256_add_epi32(acc1[i], _mm256_madd_epi16(ai, b1));
-    }
-    a += kMr;
-    b += kNr * kKr;
+  static QGEMM_INLINE Int broadcast(const int32_t* a, int i) { return _mm256_set1_epi32(a[i]); }
+  static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, half ? b.hi : b.lo));
   }
-  Epilogue::tile<M>(acc0, acc1, c, ldc, n, flags, ep);
-}
-
-void gemm_s8s8_6x16c2_avx2(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
-                           size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
-  const int32_t* a = static_cast<const int32_t*>(a_packed);
-  with_live_rows<kMr>(m, [&](auto rows) {
-    tile<decltype(rows)::value>(k_groups, a, b, c, ldc, n, flags, ep);
-  });
-}
+};
 
 }  // namespace
 
 const GemmKernel& avx2_gemm_kernel() {
-  static const GemmKernel k = {"gemm_s8s8_6x16c2_avx2", kMr, kNr, kKr, 2, gemm_s8s8_6x16c2_avx2,
-                               Epilogue::final_block, false, &avx2_maddubs_gemm_kernel()};
+  using K = Avx2Exact;
+  static const GemmKernel k = {"gemm_s8s8_6x16c2_avx2", K::kMr, K::kNr, K::kKr, 2,
+                               gemm_live_rows<K::kMr, K::AType, DotTile<K>>,
+                               VectorEpilogue<K::Vector, K::kNr>::final_block, false, &avx2_maddubs_gemm_kernel()};
   return k;
 }
 

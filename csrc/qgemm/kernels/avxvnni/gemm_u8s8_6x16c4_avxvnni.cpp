@@ -13,97 +13,46 @@
 #include <cstring>
 
 #include "qgemm/kernels.h"
-#include "qgemm/kernels/live_rows.h"
 #include "qgemm/kernels/avx2/vector_avx2.h"
-#include "qgemm/kernels/output_stage_vector.h"
+#include "qgemm/kernels/dot_tile.h"
+#include "qgemm/kernels/live_rows.h"
 
 namespace qgemm {
 namespace {
 
-constexpr int kMr = 6, kNr = 16, kKr = 4;
-using Epilogue = VectorEpilogue<VectorAvx2, kNr>;
-
-inline __m256i load32b(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-
-inline __m256i broadcast4(const uint8_t* a) {  // 4 bytes of A to every lane
-  int32_t v;
-  std::memcpy(&v, a, 4);
-  return _mm256_set1_epi32(v);
-}
-
-// M live rows (1..6) of the tile: fewer rows, fewer accumulators, so that
-// small-M / GEMV calls stream B without wasted multiplies.
-template <int M>
-void tile(size_t k_groups, const uint8_t* a, const int8_t* b, void* c, size_t ldc, int n,
-          int flags, const EpilogueParams* ep) {
-  __m256i acc0[M], acc1[M];
-#pragma GCC unroll 6
-  for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm256_setzero_si256();
-  if (M <= 2) {
-    // Few rows: two K groups at a time into separate accumulators, so the
-    // vpdpbusd latency chain does not bound the B stream. A last odd group is
-    // one straight-line step: a tail loop over the same accumulators made
-    // GCC 12 spill one of them inside the main loop.
-    __m256i odd0[M], odd1[M];
-#pragma GCC unroll 2
-    for (int i = 0; i < M; ++i) odd0[i] = odd1[i] = _mm256_setzero_si256();
-    for (size_t pairs = k_groups / 2; pairs > 0; --pairs) {
-      const __m256i b0 = load32b(b), b1 = load32b(b + 32);
-      const __m256i b2 = load32b(b + 64), b3 = load32b(b + 96);
-#pragma GCC unroll 2
-      for (int i = 0; i < M; ++i) {
-        const __m256i ae = broadcast4(a + 4 * i), ao = broadcast4(a + kMr * kKr + 4 * i);
-        acc0[i] = _mm256_dpbusd_avx_epi32(acc0[i], ae, b0);
-        acc1[i] = _mm256_dpbusd_avx_epi32(acc1[i], ae, b1);
-        odd0[i] = _mm256_dpbusd_avx_epi32(odd0[i], ao, b2);
-        odd1[i] = _mm256_dpbusd_avx_epi32(odd1[i], ao, b3);
-      }
-      a += 2 * kMr * kKr;
-      b += 2 * kNr * kKr;
-    }
-    if (k_groups % 2) {
-      const __m256i b0 = load32b(b), b1 = load32b(b + 32);
-#pragma GCC unroll 2
-      for (int i = 0; i < M; ++i) {
-        const __m256i ai = broadcast4(a + 4 * i);
-        odd0[i] = _mm256_dpbusd_avx_epi32(odd0[i], ai, b0);
-        odd1[i] = _mm256_dpbusd_avx_epi32(odd1[i], ai, b1);
-      }
-    }
-#pragma GCC unroll 2
-    for (int i = 0; i < M; ++i) {
-      acc0[i] = _mm256_add_epi32(acc0[i], odd0[i]);
-      acc1[i] = _mm256_add_epi32(acc1[i], odd1[i]);
-    }
-  } else {
-    for (size_t g = 0; g < k_groups; ++g) {
-      const __m256i b0 = load32b(b), b1 = load32b(b + 32);
-#pragma GCC unroll 6
-      for (int i = 0; i < M; ++i) {
-        const __m256i ai = broadcast4(a + 4 * i);
-        acc0[i] = _mm256_dpbusd_avx_epi32(acc0[i], ai, b0);
-        acc1[i] = _mm256_dpbusd_avx_epi32(acc1[i], ai, b1);
-      }
-      a += kMr * kKr;
-      b += kNr * kKr;
-    }
+struct AvxVnni {
+  using Vector = VectorAvx2;
+  using Int = __m256i;
+  using AType = uint8_t;
+  struct B {
+    __m256i lo, hi;
+  };
+  static constexpr int kMr = 6, kNr = 16, kKr = 4;
+  static constexpr int kAStep = kMr * kKr, kBStep = kNr * kKr;
+  static constexpr FewRows kFewRows = FewRows::two_chains;
+  static QGEMM_INLINE Int zero() { return _mm256_setzero_si256(); }
+  static QGEMM_INLINE Int add(Int x, Int y) { return _mm256_add_epi32(x, y); }
+  static QGEMM_INLINE B load_b(const int8_t* b) {
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32))};
   }
-  Epilogue::tile<M>(acc0, acc1, c, ldc, n, flags, ep);
-}
-
-void gemm_u8s8_6x16c4_avxvnni(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
-                              size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
-  const uint8_t* a = static_cast<const uint8_t*>(a_packed);
-  with_live_rows<kMr>(m, [&](auto rows) {
-    tile<decltype(rows)::value>(k_groups, a, b, c, ldc, n, flags, ep);
-  });
-}
+  static QGEMM_INLINE Int broadcast(const uint8_t* a, int i) {  // 4 bytes of row i to every lane
+    int32_t v;
+    std::memcpy(&v, a + 4 * i, 4);
+    return _mm256_set1_epi32(v);
+  }
+  static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) {
+    return _mm256_dpbusd_avx_epi32(acc, a, half ? b.hi : b.lo);
+  }
+};
 
 }  // namespace
 
 const GemmKernel& avxvnni_gemm_kernel() {
-  static const GemmKernel k = {"gemm_u8s8_6x16c4_avxvnni", kMr, kNr, kKr, 1,
-                               gemm_u8s8_6x16c4_avxvnni, Epilogue::final_block, true};
+  using K = AvxVnni;
+  static const GemmKernel k = {"gemm_u8s8_6x16c4_avxvnni", K::kMr, K::kNr, K::kKr, 1,
+                               gemm_live_rows<K::kMr, K::AType, DotTile<K>>,
+                               VectorEpilogue<K::Vector, K::kNr>::final_block, true};
   return k;
 }
 

@@ -34,39 +34,34 @@ QGEMM_INLINE void step(int32x4_t (&acc)[M][4], int16x4_t a4, int8x16_t b0, int8x
 }
 
 // M live rows (1..4): fewer rows, fewer multiplies (small M / GEMV).
-template <int M>
-void tile(size_t k_groups, const int8_t* a, const int8_t* b, void* c, size_t ldc, int n,
-          int flags, const EpilogueParams* ep) {
-  int32x4_t acc[M][4];
-  static_for<M>([&](auto I) {
-    for (int q = 0; q < 4; ++q) acc[decltype(I)::value][q] = vdupq_n_s32(0);
-  });
-  size_t g = 0;
-  // Two K pairs per iteration: one 16-byte load of A, less loop overhead.
-  for (; g + 2 <= k_groups; g += 2) {
-    const int16x8_t a8 = vreinterpretq_s16_s8(vld1q_s8(a));
-    step<M>(acc, vget_low_s16(a8), vld1q_s8(b), vld1q_s8(b + 16));
-    step<M>(acc, vget_high_s16(a8), vld1q_s8(b + 32), vld1q_s8(b + 48));
-    a += 2 * kMr * kKr;
-    b += 2 * kNr * kKr;
+struct Tile {
+  template <int M>
+  static void run(size_t k_groups, const int8_t* a, const int8_t* b, void* c, size_t ldc, int n, int flags,
+                  const EpilogueParams* ep) {
+    int32x4_t acc[M][4];
+    static_for<M>([&](auto I) {
+      for (int q = 0; q < 4; ++q) acc[decltype(I)::value][q] = vdupq_n_s32(0);
+    });
+    size_t g = 0;
+    // Two K pairs per iteration: one 16-byte load of A, less loop overhead.
+    for (; g + 2 <= k_groups; g += 2) {
+      const int16x8_t a8 = vreinterpretq_s16_s8(vld1q_s8(a));
+      step<M>(acc, vget_low_s16(a8), vld1q_s8(b), vld1q_s8(b + 16));
+      step<M>(acc, vget_high_s16(a8), vld1q_s8(b + 32), vld1q_s8(b + 48));
+      a += 2 * kMr * kKr;
+      b += 2 * kNr * kKr;
+    }
+    if (g < k_groups)
+      step<M>(acc, vreinterpret_s16_s8(vld1_s8(a)), vld1q_s8(b), vld1q_s8(b + 16));
+    Epilogue::tile<M>(acc, c, ldc, n, flags, ep);
   }
-  if (g < k_groups)
-    step<M>(acc, vreinterpret_s16_s8(vld1_s8(a)), vld1q_s8(b), vld1q_s8(b + 16));
-  Epilogue::tile<M>(acc, c, ldc, n, flags, ep);
-}
-
-void gemm_s8s8_4x16c2_neon(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
-                           size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
-  const int8_t* a = static_cast<const int8_t*>(a_packed);
-  with_live_rows<kMr>(m, [&](auto rows) {
-    tile<decltype(rows)::value>(k_groups, a, b, c, ldc, n, flags, ep);
-  });
-}
+};
 
 }  // namespace
 
 const GemmKernel& neon_gemm_kernel() {
-  static const GemmKernel k = {"gemm_s8s8_4x16c2_neon", kMr, kNr, kKr, 1, gemm_s8s8_4x16c2_neon,
+  static const GemmKernel k = {"gemm_s8s8_4x16c2_neon", kMr, kNr, kKr, 1,
+                               gemm_live_rows<kMr, int8_t, Tile>,
                                Epilogue::final_block};
   return k;
 }

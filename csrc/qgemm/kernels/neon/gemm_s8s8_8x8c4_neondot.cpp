@@ -36,37 +36,31 @@ QGEMM_INLINE void step(int32x4_t (&acc)[M][2], const int8_t* a, const int8_t* b)
 }
 
 // M live rows (1..8): fewer rows, fewer dot products (small M / GEMV).
-template <int M>
-void tile(size_t k_groups, const int8_t* a, const int8_t* b, void* c, size_t ldc, int n,
-          int flags, const EpilogueParams* ep) {
-  int32x4_t acc[M][2];
-  static_for<M>([&](auto I) {
-    acc[decltype(I)::value][0] = acc[decltype(I)::value][1] = vdupq_n_s32(0);
-  });
-  size_t g = 0;
-  for (; g + 2 <= k_groups; g += 2) {  // two groups per iteration: less loop overhead
-    step<M>(acc, a, b);
-    step<M>(acc, a + kMr * kKr, b + kNr * kKr);
-    a += 2 * kMr * kKr;
-    b += 2 * kNr * kKr;
+struct Tile {
+  template <int M>
+  static void run(size_t k_groups, const int8_t* a, const int8_t* b, void* c, size_t ldc, int n, int flags,
+                  const EpilogueParams* ep) {
+    int32x4_t acc[M][2];
+    static_for<M>([&](auto I) {
+      acc[decltype(I)::value][0] = acc[decltype(I)::value][1] = vdupq_n_s32(0);
+    });
+    size_t g = 0;
+    for (; g + 2 <= k_groups; g += 2) {  // two groups per iteration: less loop overhead
+      step<M>(acc, a, b);
+      step<M>(acc, a + kMr * kKr, b + kNr * kKr);
+      a += 2 * kMr * kKr;
+      b += 2 * kNr * kKr;
+    }
+    if (g < k_groups) step<M>(acc, a, b);
+    Epilogue::tile<M>(acc, c, ldc, n, flags, ep);
   }
-  if (g < k_groups) step<M>(acc, a, b);
-  Epilogue::tile<M>(acc, c, ldc, n, flags, ep);
-}
-
-void gemm_s8s8_8x8c4_neondot(size_t k_groups, const void* a_packed, const int8_t* b, void* c,
-                             size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
-  const int8_t* a = static_cast<const int8_t*>(a_packed);
-  with_live_rows<kMr>(m, [&](auto rows) {
-    tile<decltype(rows)::value>(k_groups, a, b, c, ldc, n, flags, ep);
-  });
-}
+};
 
 }  // namespace
 
 const GemmKernel& neondot_gemm_kernel() {
   static const GemmKernel k = {"gemm_s8s8_8x8c4_neondot", kMr, kNr, kKr, 1,
-                               gemm_s8s8_8x8c4_neondot, Epilogue::final_block};
+                               gemm_live_rows<kMr, int8_t, Tile>, Epilogue::final_block};
   return k;
 }
 

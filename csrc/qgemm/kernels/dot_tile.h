@@ -1,0 +1,111 @@
+// The x86 GEMM tile, written once for every kernel whose row of NR int32
+// accumulators is two vectors (AVX2 exact and range-proven, AVX-VNNI,
+// AVX-512 VNNI): per K group, load B's two vectors, then per live row
+// broadcast A and accumulate two dot products. A kernel supplies traits K:
+//   Vector              its output stage primitive set (output_stage_vector.h)
+//   Int, AType, B       accumulator vector, stored A element, B group in registers
+//   kMr, kNr, kKr       tile; kAStep / kBStep: A elements / B bytes per K group
+//   kFewRows            what rows 1..2 (GEMV) do so that the B stream, not the
+//                       dot products' latency, bounds them (FewRows)
+//   zero(), add(x, y), load_b(b), broadcast(a, i) (row i's group of A to
+//   every lane), dot(acc, a, B, half) (acc + the group's products with half
+//   0 or 1 of B)
+// Internal linkage: each ISA's translation unit gets its own copy.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "qgemm/kernels.h"
+#include "qgemm/kernels/always_inline.h"
+#include "qgemm/kernels/output_stage_vector.h"
+
+namespace qgemm {
+namespace {
+
+enum class FewRows {
+  plain,       // the general loop
+  unroll4,     // four K groups per iteration: loop overhead does not bound the B stream
+  two_chains,  // even and odd K groups into separate accumulators, so that
+               // the dot product's latency chain does not bound the B stream
+};
+
+// One K group of M rows: acc0/acc1 += row i's group of A times B's halves.
+template <class K, int M>
+QGEMM_INLINE void dot_step(typename K::Int (&acc0)[M], typename K::Int (&acc1)[M], const typename K::AType* a,
+                           const typename K::B& b) {
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i) {
+    const typename K::Int ai = K::broadcast(a, i);
+    acc0[i] = K::dot(acc0[i], ai, b, 0);
+    acc1[i] = K::dot(acc1[i], ai, b, 1);
+  }
+}
+
+// M live rows (1..kMr) of the tile: fewer rows, fewer accumulators, so that
+// small-M / GEMV calls stream B without wasted multiplies.
+template <class K, int M>
+void dot_tile(size_t k_groups, const typename K::AType* a, const int8_t* b, void* c, size_t ldc, int n,
+              int flags, const EpilogueParams* ep) {
+  using Int = typename K::Int;
+  // Fully unrolled so the 2*M accumulators live in registers.
+  Int acc0[M], acc1[M];
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = K::zero();
+  size_t g = 0;
+  if (K::kFewRows == FewRows::two_chains && M <= 2) {
+    // A last odd group is one straight-line step: a tail loop over the same
+    // accumulators made GCC 12 spill one of them inside the main loop.
+    Int odd0[M], odd1[M];
+#pragma GCC unroll 2
+    for (int i = 0; i < M; ++i) odd0[i] = odd1[i] = K::zero();
+    for (size_t pairs = k_groups / 2; pairs > 0; --pairs) {
+      const typename K::B even = K::load_b(b), odd = K::load_b(b + K::kBStep);
+#pragma GCC unroll 2
+      for (int i = 0; i < M; ++i) {
+        const Int ae = K::broadcast(a, i), ao = K::broadcast(a + K::kAStep, i);
+        acc0[i] = K::dot(acc0[i], ae, even, 0);
+        acc1[i] = K::dot(acc1[i], ae, even, 1);
+        odd0[i] = K::dot(odd0[i], ao, odd, 0);
+        odd1[i] = K::dot(odd1[i], ao, odd, 1);
+      }
+      a += 2 * K::kAStep;
+      b += 2 * K::kBStep;
+    }
+    if (k_groups % 2) dot_step<K, M>(odd0, odd1, a, K::load_b(b));
+#pragma GCC unroll 2
+    for (int i = 0; i < M; ++i) {
+      acc0[i] = K::add(acc0[i], odd0[i]);
+      acc1[i] = K::add(acc1[i], odd1[i]);
+    }
+    g = k_groups;
+  }
+  if (K::kFewRows == FewRows::unroll4 && M <= 2) {
+    for (; g + 4 <= k_groups; g += 4) {
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u) {
+        dot_step<K, M>(acc0, acc1, a, K::load_b(b));
+        a += K::kAStep;
+        b += K::kBStep;
+      }
+    }
+  }
+  for (; g < k_groups; ++g) {
+    dot_step<K, M>(acc0, acc1, a, K::load_b(b));
+    a += K::kAStep;
+    b += K::kBStep;
+  }
+  VectorEpilogue<typename K::Vector, K::kNr>::template tile<M>(acc0, acc1, c, ldc, n, flags, ep);
+}
+
+// K's tile as a template over the live row count (see gemm_live_rows).
+template <class K>
+struct DotTile {
+  template <int M>
+  static void run(size_t k_groups, const typename K::AType* a, const int8_t* b, void* c, size_t ldc, int n,
+                  int flags, const EpilogueParams* ep) {
+    dot_tile<K, M>(k_groups, a, b, c, ldc, n, flags, ep);
+  }
+};
+
+}  // namespace
+}  // namespace qgemm
