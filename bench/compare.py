@@ -11,7 +11,7 @@ installed are skipped.
 Unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (as above) for fair NumPy numbers:
 some machines set them to values that slow OpenBLAS down; this script does not
 touch them itself. Other options: ``--only gemm,qlinear`` (sections: quant,
-gemm, threads, qlinear, linear, perrow, gil, memory, e2e, persist), ``--quick`` (tiny sizes, one
+gemm, threads, qlinear, linear, perrow, gil, memory, e2e, persist, runtime), ``--quick`` (tiny sizes, one
 repeat: a CI smoke run), ``--threads N`` (default: the CPUs this process may
 use), ``--repeat N``.
 
@@ -839,11 +839,64 @@ def section_persist():
           ["way", "ready: anon", "ready: file", "first use: anon", "first use: file"], rows)
 
 
+# ---- 10. both operands at run time: a plain B, and attention's batched products -----------------
+
+RUNTIME_B = [(16, 4096, 4096), (128, 4096, 4096), (256, 256, 256), (512, 64, 512), (1024, 1024, 1024)]
+ATTENTION = [((12, 128, 64), (12, 64, 128)), ((12, 128, 128), (12, 128, 64))]
+
+
+def section_runtime():
+    """B given at run time (packed inside the call) against ONNX Runtime's MatMulInteger
+    with B as an input, on full-range and 7-bit activations; then the batched products of
+    12 attention heads (int8 and uint8 A) against ORT's batched MatMulInteger and NumPy
+    float32."""
+    shapes = [(8, 64, 64)] if ARGS.quick else RUNTIME_B
+    rows = []
+    for m, k, n in shapes:
+        b = rand_int((k, n), -128, 127, np.int8)
+        for bits in (8, 7):
+            a = rand_int((m, k), 0, 2 ** bits - 1, np.uint8)
+            fns = {"qgemm": lambda: qgemm.matmul(a, b, 3)}
+            if ort is not None:
+                run = ort_node("MatMulInteger", {"a": a, "b": b, "za": np.array(3, np.uint8)}, {}, np.int32)
+                fns["ORT"] = lambda: run(a, b, np.array(3, np.uint8))
+            t = timeit_many(fns)
+            ref = exact_acc(a, 3, b)
+            gops = {k_: 2.0 * m * k * n / v / 1e9 for k_, v in t.items()}
+            r = ratio(t.get("ORT"), t["qgemm"])
+            ort_exact = exactness(fns["ORT"](), ref) if "ORT" in fns else "-"
+            rows.append([f"{m}x{k}x{n}", f"u8 {bits}-bit", gops["qgemm"], gops.get("ORT"), r, ort_exact])
+            target(f"runtime B {m}x{k}x{n} {bits}-bit: qgemm / ORT", r, ">=", 0.85 if bits == 8 else 1.0)
+    table("runtime B (packed inside the call) vs ONNX Runtime MatMulInteger with B as an input (GOPS)",
+          ["M x K x N", "A", "qgemm", "ORT", "qgemm / ORT", "ORT exact"], rows)
+    rows = []
+    for ashape, bshape in ([((2, 16, 32), (2, 32, 16))] if ARGS.quick else ATTENTION):
+        b = rand_int(bshape, -128, 127, np.int8)
+        for dt, lo, hi in ((np.int8, -128, 127), (np.uint8, 0, 255)):
+            a = rand_int(ashape, lo, hi, dt)
+            af, bf = a.astype(np.float32), b.astype(np.float32)
+            fns = {"qgemm": lambda: qgemm.matmul(a, b), "NumPy f32": lambda: np.matmul(af, bf)}
+            if ort is not None:
+                run = ort_node("MatMulInteger", {"a": a, "b": b}, {}, np.int32)
+                fns["ORT"] = lambda: run(a, b)
+            t = timeit_many(fns)
+            assert np.array_equal(qgemm.matmul(a, b), np.matmul(a.astype(np.int64), b.astype(np.int64)))
+            macs = 2.0 * np.prod(ashape) * bshape[-1]
+            name = f"{ashape}@{bshape} {np.dtype(dt).name}"
+            rows.append([name] + [macs / t[k_] / 1e9 if k_ in t else None for k_ in ("qgemm", "ORT", "NumPy f32")]
+                        + [ratio(t.get("ORT"), t["qgemm"]), ratio(t["NumPy f32"], t["qgemm"])])
+            target(f"attention {name}: qgemm / ORT", ratio(t.get("ORT"), t["qgemm"]), ">=", 1.0)
+            target(f"attention {name}: qgemm / NumPy f32", ratio(t["NumPy f32"], t["qgemm"]), ">=", 2.0)
+    table("attention's batched products, 12 heads (GOPS; qgemm exact, checked)",
+          ["shapes", "qgemm", "ORT", "NumPy f32", "qgemm / ORT", "qgemm / NumPy"], rows)
+
+
 # ---- driver --------------------------------------------------------------------------------------
 
 SECTIONS = {"quant": section_quant, "gemm": section_gemm, "threads": section_threads,
             "qlinear": section_qlinear, "linear": section_linear, "perrow": section_perrow, "gil": section_gil,
-            "memory": section_memory, "e2e": section_e2e, "persist": section_persist}
+            "memory": section_memory, "e2e": section_e2e, "persist": section_persist,
+            "runtime": section_runtime}
 
 
 def cpu_name():
