@@ -11,7 +11,7 @@ installed are skipped.
 Unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (as above) for fair NumPy numbers:
 some machines set them to values that slow OpenBLAS down; this script does not
 touch them itself. Other options: ``--only gemm,qlinear`` (sections: quant,
-gemm, threads, qlinear, linear, perrow, gil, memory, e2e, persist), ``--quick`` (tiny sizes, one
+gemm, threads, qlinear, linear, perrow, gil, memory, e2e, persist, runtime), ``--quick`` (tiny sizes, one
 repeat: a CI smoke run), ``--threads N`` (default: the CPUs this process may
 use), ``--repeat N``.
 
@@ -585,31 +585,53 @@ def section_linear():
 PER_ROW_SHAPES = [(128, 4096, 4096), (128, 768, 3072), (640, 384, 1536), (1024, 1024, 1024)]
 
 
+def cpu_time_best(fns: dict, rounds: int) -> dict:
+    """Seconds of CPU time of the calling thread per call of each fn (name -> fn), the
+    best of `rounds` single calls taken in turn: time slices given to other processes
+    do not count, which makes an A/B of two nearly identical calls hold on a busy
+    machine. Only meaningful with one thread (the work then runs on the caller)."""
+    best = {name: float("inf") for name in fns}
+    for fn in fns.values():
+        fn()
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.thread_time()
+            fn()
+            best[name] = min(best[name], time.thread_time() - t0)
+    return best
+
+
 def section_perrow():
     """The same GEMM with per-tensor and per-row activation parameters (int32 out: one
-    zero point per row; float32 out: a zero point and a scale per row)."""
+    zero point per row; float32 out: a zero point and a scale per row), on one thread,
+    timed as CPU time (cpu_time_best): the epilogue's cost is per thread anyway."""
     rows = []
-    for m, k, n in ([(64, 256, 256)] if ARGS.quick else PER_ROW_SHAPES):
-        a = rand_int((m, k), 0, 255, np.uint8)
-        b = qgemm.pack(rand_int((k, n), -128, 127, np.int8))
-        za = RNG.integers(0, 256, m)
-        sa = RNG.uniform(0.01, 0.1, m).astype(np.float32)
-        c, f = np.empty((m, n), np.int32), np.empty((m, n), np.float32)
-        secs = timeit_many({
-            "int32 per-tensor": lambda: qgemm.matmul(a, b, 7, out=c),
-            "int32 per-row": lambda: qgemm.matmul(a, b, za, out=c),
-            "float32 per-tensor": lambda: qgemm.qlinear_matmul(a, 0.05, 7, b, 0.01, None, None, None,
-                                                               out_dtype="float32", out=f),
-            "float32 per-row": lambda: qgemm.qlinear_matmul(a, sa, za, b, 0.01, None, None, None,
-                                                            out_dtype="float32", out=f),
-        })
-        shape = f"{m}x{k}x{n}"
-        for out in ("int32", "float32"):
-            cost = secs[f"{out} per-row"] / secs[f"{out} per-tensor"]
-            rows.append([shape, out, f"{1e3 * secs[f'{out} per-tensor']:.3f}", f"{1e3 * secs[f'{out} per-row']:.3f}",
-                         f"{cost:.3f}"])
-            target(f"per-row / per-tensor time, {out} out, {shape}", cost, "<=", 1.05)
-    table("per-row activation parameters: time of the same GEMM (ms) and per-row / per-tensor",
+    threads = qgemm.get_num_threads()
+    qgemm.set_num_threads(1)
+    try:
+        for m, k, n in ([(64, 256, 256)] if ARGS.quick else PER_ROW_SHAPES):
+            a = rand_int((m, k), 0, 255, np.uint8)
+            b = qgemm.pack(rand_int((k, n), -128, 127, np.int8))
+            za = RNG.integers(0, 256, m)
+            sa = RNG.uniform(0.01, 0.1, m).astype(np.float32)
+            c, f = np.empty((m, n), np.int32), np.empty((m, n), np.float32)
+            secs = cpu_time_best({
+                "int32 per-tensor": lambda: qgemm.matmul(a, b, 7, out=c),
+                "int32 per-row": lambda: qgemm.matmul(a, b, za, out=c),
+                "float32 per-tensor": lambda: qgemm.qlinear_matmul(a, 0.05, 7, b, 0.01, None, None, None,
+                                                                   out_dtype="float32", out=f),
+                "float32 per-row": lambda: qgemm.qlinear_matmul(a, sa, za, b, 0.01, None, None, None,
+                                                                out_dtype="float32", out=f),
+            }, 1 if ARGS.quick else (10 if m * n * k > 1 << 30 else 30))
+            shape = f"{m}x{k}x{n}"
+            for out in ("int32", "float32"):
+                cost = secs[f"{out} per-row"] / secs[f"{out} per-tensor"]
+                rows.append([shape, out, f"{1e3 * secs[f'{out} per-tensor']:.3f}",
+                             f"{1e3 * secs[f'{out} per-row']:.3f}", f"{cost:.3f}"])
+                target(f"per-row / per-tensor time, {out} out, {shape}", cost, "<=", 1.05)
+    finally:
+        qgemm.set_num_threads(threads)
+    table("per-row activation parameters: CPU time of the same GEMM on one thread (ms), per-row / per-tensor",
           ["shape", "output", "per-tensor", "per-row", "per-row / per-tensor"], rows)
 
 
@@ -796,8 +818,8 @@ def section_persist():
         for fn in fns.values():  # every way gives the same matrix
             assert np.array_equal(qgemm.matmul(b[:3], fn()), qgemm.matmul(b[:3], qgemm.pack(b)))
         table(f"packed weights {n}x{n} int8 ({n * n / 2**20:g} MiB): packing the raw array against loading a "
-              f"saved packed file (page cache warm)", ["way", "ms", "pack / this"],
-              [[name, 1e3 * t, secs["pack(b)"] / t] for name, t in secs.items()])
+              f"saved packed file (page cache warm)", ["way", "us", "pack / this"],
+              [[name, 1e6 * t, secs["pack(b)"] / t] for name, t in secs.items()])
         target(f"pack / load_packed(mmap=True), {n}x{n}", secs["pack(b)"] / secs["load_packed(mmap=True)"],
                ">=", 50)
 
@@ -817,11 +839,64 @@ def section_persist():
           ["way", "ready: anon", "ready: file", "first use: anon", "first use: file"], rows)
 
 
+# ---- 10. both operands at run time: a plain B, and attention's batched products -----------------
+
+RUNTIME_B = [(16, 4096, 4096), (128, 4096, 4096), (256, 256, 256), (512, 64, 512), (1024, 1024, 1024)]
+ATTENTION = [((12, 128, 64), (12, 64, 128)), ((12, 128, 128), (12, 128, 64))]
+
+
+def section_runtime():
+    """B given at run time (packed inside the call) against ONNX Runtime's MatMulInteger
+    with B as an input, on full-range and 7-bit activations; then the batched products of
+    12 attention heads (int8 and uint8 A) against ORT's batched MatMulInteger and NumPy
+    float32."""
+    shapes = [(8, 64, 64)] if ARGS.quick else RUNTIME_B
+    rows = []
+    for m, k, n in shapes:
+        b = rand_int((k, n), -128, 127, np.int8)
+        for bits in (8, 7):
+            a = rand_int((m, k), 0, 2 ** bits - 1, np.uint8)
+            fns = {"qgemm": lambda: qgemm.matmul(a, b, 3)}
+            if ort is not None:
+                run = ort_node("MatMulInteger", {"a": a, "b": b, "za": np.array(3, np.uint8)}, {}, np.int32)
+                fns["ORT"] = lambda: run(a, b, np.array(3, np.uint8))
+            t = timeit_many(fns)
+            ref = exact_acc(a, 3, b)
+            gops = {k_: 2.0 * m * k * n / v / 1e9 for k_, v in t.items()}
+            r = ratio(t.get("ORT"), t["qgemm"])
+            ort_exact = exactness(fns["ORT"](), ref) if "ORT" in fns else "-"
+            rows.append([f"{m}x{k}x{n}", f"u8 {bits}-bit", gops["qgemm"], gops.get("ORT"), r, ort_exact])
+            target(f"runtime B {m}x{k}x{n} {bits}-bit: qgemm / ORT", r, ">=", 0.85 if bits == 8 else 1.0)
+    table("runtime B (packed inside the call) vs ONNX Runtime MatMulInteger with B as an input (GOPS)",
+          ["M x K x N", "A", "qgemm", "ORT", "qgemm / ORT", "ORT exact"], rows)
+    rows = []
+    for ashape, bshape in ([((2, 16, 32), (2, 32, 16))] if ARGS.quick else ATTENTION):
+        b = rand_int(bshape, -128, 127, np.int8)
+        for dt, lo, hi in ((np.int8, -128, 127), (np.uint8, 0, 255)):
+            a = rand_int(ashape, lo, hi, dt)
+            af, bf = a.astype(np.float32), b.astype(np.float32)
+            fns = {"qgemm": lambda: qgemm.matmul(a, b), "NumPy f32": lambda: np.matmul(af, bf)}
+            if ort is not None:
+                run = ort_node("MatMulInteger", {"a": a, "b": b}, {}, np.int32)
+                fns["ORT"] = lambda: run(a, b)
+            t = timeit_many(fns)
+            assert np.array_equal(qgemm.matmul(a, b), np.matmul(a.astype(np.int64), b.astype(np.int64)))
+            macs = 2.0 * np.prod(ashape) * bshape[-1]
+            name = f"{ashape}@{bshape} {np.dtype(dt).name}"
+            rows.append([name] + [macs / t[k_] / 1e9 if k_ in t else None for k_ in ("qgemm", "ORT", "NumPy f32")]
+                        + [ratio(t.get("ORT"), t["qgemm"]), ratio(t["NumPy f32"], t["qgemm"])])
+            target(f"attention {name}: qgemm / ORT", ratio(t.get("ORT"), t["qgemm"]), ">=", 1.0)
+            target(f"attention {name}: qgemm / NumPy f32", ratio(t["NumPy f32"], t["qgemm"]), ">=", 2.0)
+    table("attention's batched products, 12 heads (GOPS; qgemm exact, checked)",
+          ["shapes", "qgemm", "ORT", "NumPy f32", "qgemm / ORT", "qgemm / NumPy"], rows)
+
+
 # ---- driver --------------------------------------------------------------------------------------
 
 SECTIONS = {"quant": section_quant, "gemm": section_gemm, "threads": section_threads,
             "qlinear": section_qlinear, "linear": section_linear, "perrow": section_perrow, "gil": section_gil,
-            "memory": section_memory, "e2e": section_e2e, "persist": section_persist}
+            "memory": section_memory, "e2e": section_e2e, "persist": section_persist,
+            "runtime": section_runtime}
 
 
 def cpu_name():

@@ -252,3 +252,11 @@ def test_packed_matrix_accepts_its_own_zero_point(rng):
         qgemm.matmul(a, pc, 0, 3)
     with pytest.raises(ValueError, match="differs"):
         qgemm.qlinear_matmul(a, 0.5, 1, p, 0.25, [7, 7], 100., 0)
+
+
+def test_symmetric_reduce_range_uint8_zero_point_inside_its_range():
+    # 128 would lie outside [0, 127]: the middle code of 7 bits is 64.
+    qp = qgemm.qparams_from_range(-1.0, 2.0, "uint8", symmetric=True, reduce_range=True)
+    assert qp.zero_point == 64
+    assert qgemm.qparams_from_range(-1.0, 2.0, "uint8", symmetric=True, bits=7).zero_point == 64
+    assert qgemm.qparams_from_range(-1.0, 2.0, "int8", symmetric=True, reduce_range=True).zero_point == 0

@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -81,6 +83,21 @@ def test_close_to_float():
     for scheme in SCHEMES[:4]:  # 7 and 8 bits
         err = (qt.Linear.from_float(lin, **scheme)(x) - ref).abs().max() / ref.abs().max()
         assert err < 0.03, (scheme, err)
+
+
+@settings(max_examples=40, deadline=None)
+@given(lead=st.lists(st.integers(0, 5), max_size=3), k=st.integers(1, 40), n=st.integers(1, 40),
+       bias=st.booleans(), per_token=st.booleans(), act_bits=st.integers(2, 8),
+       dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]), spread=st.floats(1e-3, 1e3),
+       seed=st.integers(0, 2**31 - 1))
+def test_property_equals_qgemm_nn_linear(lead, k, n, bias, per_token, act_bits, dtype, spread, seed):
+    torch.manual_seed(seed)
+    lin = float_linear(k, n, bias)
+    x = (torch.randn(*lead, k) * spread).to(dtype)
+    scheme = dict(per_token=per_token, act_bits=act_bits)
+    y = qt.Linear.from_float(lin, **scheme)(x)
+    assert y.dtype == dtype and y.shape == (*lead, n)
+    assert torch.equal(y, reference(lin, x, **scheme).reshape(*lead, n).to(dtype))
 
 
 @pytest.mark.parametrize("shape", [(37,), (0, 37), (2, 0, 37), (4, 37), (2, 3, 4, 37)])

@@ -154,6 +154,10 @@ def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) ->
     return PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point, _single_use=True)
 
 
+_ZERO = np.zeros(1, np.int32)
+_ZERO.flags.writeable = False
+
+
 class RuntimeBatch:
     """A product whose B has batch dimensions (..., K, N), given at run time:
     A and B broadcast over their batch dimensions as ``np.matmul`` does (views
@@ -163,17 +167,20 @@ class RuntimeBatch:
     def __init__(self, av: np.ndarray, bv: np.ndarray):
         self.a_vector = av.ndim == 1
         a2 = av[None, :] if self.a_vector else av
-        try:
-            self.batch = np.broadcast_shapes(a2.shape[:-2], bv.shape[:-2])
-        except ValueError:
-            raise ValueError(f"a and b have batch dimensions that do not broadcast: a has shape {av.shape}, "
-                             f"b has shape {bv.shape}") from None
         if a2.shape[-1] != bv.shape[-2]:
             raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has shape {bv.shape}")
         self.a_rows_shape = av.shape[:-1]
-        self.a = np.broadcast_to(a2, self.batch + a2.shape[-2:])
-        self.b = np.broadcast_to(bv, self.batch + bv.shape[-2:])
         self.m, self.n = a2.shape[-2], bv.shape[-1]
+        if a2.shape[:-2] == bv.shape[:-2]:  # the common case (attention): nothing to broadcast
+            self.batch, self.a, self.b = bv.shape[:-2], a2, bv
+        else:
+            try:
+                self.batch = np.broadcast_shapes(a2.shape[:-2], bv.shape[:-2])
+            except ValueError:
+                raise ValueError(f"a and b have batch dimensions that do not broadcast: a has shape {av.shape}, "
+                                 f"b has shape {bv.shape}") from None
+            self.a = np.broadcast_to(a2, self.batch + a2.shape[-2:])
+            self.b = np.broadcast_to(bv, self.batch + bv.shape[-2:])
         self.rows = math.prod(self.batch) * self.m
 
     def shape(self) -> Tuple[int, ...]:
@@ -189,7 +196,9 @@ class RuntimeBatch:
         return np.ascontiguousarray(np.broadcast_to(v, self.batch + (self.m,))).reshape(-1)
 
     def column_zero_points(self, b_zero_point: Optional[ZeroPoint]) -> np.ndarray:
-        zp = 0 if b_zero_point is None else b_zero_point
+        if b_zero_point is None:
+            return _ZERO
+        zp = b_zero_point
         name = _checks.qname(self.b)
         if _checks.is_scalar(zp):
             return np.array([_checks.zero_point_scalar(zp, name, "b_zero_point")], np.int32)

@@ -108,8 +108,10 @@ def qparams_from_range(min_val: ArrayLike, max_val: ArrayLike, dtype: Any = "int
 
     * affine: ``scale = (max - min) / (qmax - qmin)``,
       ``zero_point = qmin - round(min / scale)``;
-    * symmetric: ``scale = max(|min|, |max|) / ((qmax - qmin) / 2)``, zero point 0
-      for int8 and 128 for uint8 (``2**(bits-1)`` with ``bits``).
+    * symmetric: ``scale = max(|min|, |max|) / ((qmax - qmin) / 2)``, zero point
+      the middle code ``(qmin + qmax + 1) // 2``: 0 for int8, 128 for uint8,
+      64 for uint8 with ``reduce_range`` or ``bits=7`` (PyTorch refuses that
+      last case; 128 would lie outside the 7-bit range).
 
     ``bits`` (2..8) keeps that many bits of the dtype: qmin, qmax = 0, 2**bits - 1
     for uint8 and -2**(bits-1), 2**(bits-1) - 1 for int8 (``reduce_range`` is
@@ -149,8 +151,8 @@ def qparams_from_range(min_val: ArrayLike, max_val: ArrayLike, dtype: Any = "int
         if symmetric:
             amax = np.maximum(-lo_v, hi_v)
             scale = np.maximum(amax / np.float32((qmax - qmin) / 2), _EPS).astype(np.float32)
-            zp_sym = (qmin + qmax + 1) // 2 if bits is not None else (128 if dtype == "uint8" else 0)
-            zp = np.full(scale.shape, zp_sym, dtype=np.int32)
+            # The middle code: 0 (int8), 128 (uint8), 64 (uint8 in 7 bits), always inside [qmin, qmax].
+            zp = np.full(scale.shape, (qmin + qmax + 1) // 2, dtype=np.int32)
         else:
             scale = np.maximum((hi_v - lo_v) / np.float32(qmax - qmin), _EPS).astype(np.float32)
             zp = np.clip(qmin - np.rint(lo_v / scale), qmin, qmax).astype(np.int32)
