@@ -8,7 +8,6 @@
 #include "qgemm/output_stage_scalar.h"
 #include "qgemm/thread_pool.h"
 
-
 namespace qgemm {
 namespace {
 
@@ -69,7 +68,7 @@ struct Plan {
   size_t out_bytes;               // bytes per output element
   size_t kc_max;                  // K block (all of K unless the output is int32)
   size_t mc_max;                  // M block: rows of A packed at a time
-  int32_t za_stored;                 // za in the stored domain of A
+  int32_t za_stored;              // za in the stored domain of A
   std::vector<int32_t> za_rows;   // per-row za in the stored domain (empty: per tensor)
   // Per-column epilogue data, padded to [panels * nr]:
   std::vector<int32_t> col_term;  // za_stored * colsum - bias
