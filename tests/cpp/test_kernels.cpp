@@ -22,18 +22,10 @@
 #include "qgemm/quantize.h"
 #include "qgemm/thread_pool.h"
 
+#include "check.h"
+
 using namespace qgemm;
 
-static int g_passed = 0, g_failed = 0;
-
-static void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
 
 static std::mt19937 rng(12345);
 
@@ -657,6 +649,5 @@ int main() {
                   g_failed == before ? "ok" : "FAILED");
     }
   }
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return report();
 }

@@ -14,18 +14,10 @@
 #include "qgemm/buffer_pool.h"
 #include "qgemm/thread_pool.h"
 
+#include "check.h"
+
 using namespace qgemm;
 
-static int g_passed = 0, g_failed = 0;
-
-static void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
 
 // A task that throws: the exception reaches the caller after every started
 // task has finished, the tasks not yet started are skipped, and the pool
@@ -146,6 +138,5 @@ int main() {
   }
   test_thread_count();
   test_scratch();
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return report();
 }
