@@ -3,7 +3,7 @@
 // reference (output_stage_scalar.h). A primitive set (avx2/vector_avx2.h,
 // avx512_vnni/vector_avx512_vnni.h, neon/vector_neon.h) provides, on V::kLanes lanes:
 //   types     Int (int32 lanes), Float (float32 lanes)
-//   memory    load / store of whole vectors; Live = live(n), the first n
+//   memory    load / store of whole vectors (int32 and float32); Live = live(n), the first n
 //             lanes of a vector (n may be <= 0 or >= kLanes), computed once
 //             per block; load_live / store_live of those lanes (others read
 //             as 0, never touched); store_bytes<NV>(uint8_t*, const Int

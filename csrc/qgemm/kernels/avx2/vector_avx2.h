@@ -21,6 +21,7 @@ struct VectorAvx2 {
   static QGEMM_INLINE Int load(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static QGEMM_INLINE Float load(const float* p) { return _mm256_loadu_ps(p); }
   static QGEMM_INLINE void store(int32_t* p, Int v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+  static QGEMM_INLINE void store(float* p, Float v) { _mm256_storeu_ps(p, v); }
   using Live = int;  // lanes 0..8 (whole vectors take the plain load and store)
   static QGEMM_INLINE Live live(int n) { return n < 0 ? 0 : n > kLanes ? kLanes : n; }
   static QGEMM_INLINE Int load_live(const int32_t* p, Live n) {

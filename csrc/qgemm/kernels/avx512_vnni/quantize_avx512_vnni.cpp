@@ -1,8 +1,10 @@
 // AVX-512 quantize / dequantize, 64 elements (one output cache line of
-// bytes) per step. Same arithmetic as the scalar reference: true division,
-// clamp in float with maxps/minps (NaN -> lower bound), round half to even
-// with cvtps2dq under the default rounding mode, then add the zero point,
-// so results are bit-identical. Tails use masked loads and stores. Large
+// bytes) per step. The arithmetic is quantize_vector.h's QuantizeLanes over
+// the AVX-512 primitive set (true division, clamp in float with maxps/minps,
+// NaN -> lower bound, round half to even with cvtps2dq under the default
+// rounding mode, then add the zero point), so results are bit-identical
+// with the scalar reference. The drivers are this ISA's own, not
+// quantize_vector.h's: tails use masked loads and stores, and large
 // calls are DRAM bound, not divider bound (in L1 one core quantizes ~19
 // Gelem/s): they prefetch far ahead and stream the output past the caches.
 // Compiled with AVX-512 F/BW/DQ/VL flags: only reached after run-time detection.
@@ -14,7 +16,9 @@
 #include <type_traits>
 
 #include "qgemm/kernels.h"
+#include "qgemm/kernels/avx512_vnni/vector_avx512_vnni.h"
 #include "qgemm/kernels/minmax_fold.h"
+#include "qgemm/kernels/quantize_vector.h"
 
 namespace qgemm {
 namespace {
@@ -37,25 +41,8 @@ inline void prefetch_range(const void* p, size_t bytes) {
     _mm_prefetch(static_cast<const char*>(p) + o, _MM_HINT_T0);
 }
 
-// Parameters for 16 lanes: scale, float clamp bounds, zero point.
-struct Lanes {
-  __m512 scale, lo, hi;
-  __m512i zp;
-};
-
-template <bool kU8>
-inline Lanes lanes_from(__m512 scale, __m512i zp) {
-  const __m512i qmin = _mm512_set1_epi32(kU8 ? 0 : -128), qmax = _mm512_set1_epi32(kU8 ? 255 : 127);
-  return {scale, _mm512_cvtepi32_ps(_mm512_sub_epi32(qmin, zp)),
-          _mm512_cvtepi32_ps(_mm512_sub_epi32(qmax, zp)), zp};
-}
-
-inline __m512i quantize16(__m512 v, const Lanes& p) {
-  v = _mm512_div_ps(v, p.scale);
-  v = _mm512_max_ps(v, p.lo);  // NaN -> lo (maxps returns its second operand)
-  v = _mm512_min_ps(v, p.hi);
-  return _mm512_add_epi32(_mm512_cvtps_epi32(v), p.zp);
-}
+template <class T>
+using Lanes = QuantizeLanes<VectorAvx512Vnni, T>;
 
 // 64 int32 codes (already in range: the saturating packs only narrow) -> 64
 // bytes. The packs interleave per 128-bit lane: dword 4L+j of b holds codes
@@ -69,20 +56,17 @@ inline __m512i pack64(__m512i q0, __m512i q1, __m512i q2, __m512i q3) {
 }
 
 // Up to 16 elements with masks (tails, and the head that aligns the
-// input of large calls). Masked-off lanes are neither read nor
-// written, and raise no floating-point flags.
+// input of large calls). Masked-off lanes are neither read nor written;
+// they hold x 0 and scale 1 (per element), so they raise no floating-point flags.
 template <class T, bool kVec>
 inline void quantize_masked(const float* x, T* y, size_t n, const float* scale, const int32_t* zp,
-                            const Lanes& p1) {
+                            const Lanes<T>& p1) {
   constexpr bool kU8 = std::is_same<T, uint8_t>::value;
   for (size_t i = 0; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
-    Lanes p = p1;
-    if (kVec) p = lanes_from<kU8>(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, scale + i),
-                                  _mm512_maskz_loadu_epi32(m, zp + i));
-    __m512 v = _mm512_maskz_div_ps(m, _mm512_maskz_loadu_ps(m, x + i), p.scale);
-    v = _mm512_min_ps(_mm512_max_ps(v, p.lo), p.hi);
-    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), p.zp);
+    Lanes<T> p = p1;
+    if (kVec) p = Lanes<T>(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, scale + i), _mm512_maskz_loadu_epi32(m, zp + i));
+    const __m512i q = p.quantize(_mm512_maskz_loadu_ps(m, x + i));
     // In range already: the saturating narrows only narrow.
     if (kU8) _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, q);
     else _mm512_mask_cvtsepi32_storeu_epi8(y + i, m, q);
@@ -90,15 +74,13 @@ inline void quantize_masked(const float* x, T* y, size_t n, const float* scale, 
 }
 
 template <class T, bool kVec>
-inline __m512i quantize64(const float* x, const float* scale, const int32_t* zp, const Lanes& p1) {
-  constexpr bool kU8 = std::is_same<T, uint8_t>::value;
+inline __m512i quantize64(const float* x, const float* scale, const int32_t* zp, const Lanes<T>& p1) {
   __m512i q[4];
   for (int j = 0; j < 4; ++j) {
-    Lanes p = p1;
-    if (kVec) p = lanes_from<kU8>(_mm512_loadu_ps(scale + 16 * j), _mm512_loadu_si512(zp + 16 * j));
-    q[j] = quantize16(_mm512_loadu_ps(x + 16 * j), p);
+    const Lanes<T> p = kVec ? Lanes<T>(_mm512_loadu_ps(scale + 16 * j), _mm512_loadu_si512(zp + 16 * j)) : p1;
+    q[j] = p.quantize(_mm512_loadu_ps(x + 16 * j));
   }
-  return pack64<kU8>(q[0], q[1], q[2], q[3]);
+  return pack64<std::is_same<T, uint8_t>::value>(q[0], q[1], q[2], q[3]);
 }
 
 // Bytes [s, s + 64) of the 128-byte concatenation (lo, hi), 0 < s < 64, with
@@ -130,7 +112,7 @@ enum Store { kPlain, kStream, kStreamShifted };
 // end they would only fetch lines nobody reads.
 template <class T, bool kVec, Store kStore, bool kPrefetch>
 inline void quantize_body(const float* x, T* y, size_t n, const float* scale, const int32_t* zp,
-                          const Lanes& p1) {
+                          const Lanes<T>& p1) {
   constexpr size_t ahead = kPrefetchBytes / sizeof(float);
   if (n == 0) return;
   if (kPrefetch) prefetch_range(x, std::min(n, ahead) * sizeof(float));
@@ -157,11 +139,8 @@ inline void quantize_body(const float* x, T* y, size_t n, const float* scale, co
 
 template <class T, bool kVec>
 void quantize_f32(const float* x, T* y, size_t n, const float* scale, const int32_t* zp) {
-  constexpr bool kU8 = std::is_same<T, uint8_t>::value;
-  Lanes p1{};
-  if (!kVec)
-    p1 = {_mm512_set1_ps(scale[0]), _mm512_set1_ps(static_cast<float>((kU8 ? 0 : -128) - zp[0])),
-          _mm512_set1_ps(static_cast<float>((kU8 ? 255 : 127) - zp[0])), _mm512_set1_epi32(zp[0])};
+  // Per-element arrays may be empty (n == 0): never read them here.
+  const Lanes<T> p1(kVec ? 1.0f : scale[0], kVec ? 0 : zp[0]);
   const float* ss = kVec ? scale : nullptr;
   const int32_t* zs = kVec ? zp : nullptr;
   size_t i = 0;
@@ -247,15 +226,6 @@ void dequantize_f32(const T* q, float* y, size_t n, const float* scale, const in
                                         kVec ? zs + i : nullptr, s1, z1);
 }
 
-template <class T>
-void quantize_tensor(const float* x, T* y, size_t n, float scale, int32_t zp) {
-  quantize_f32<T, false>(x, y, n, &scale, &zp);
-}
-template <class T>
-void dequantize_tensor(const T* q, float* y, size_t n, float scale, int32_t zp) {
-  dequantize_f32<T, false>(q, y, n, &scale, &zp);
-}
-
 // minps(x, m) returns m when x is NaN, so NaN never replaces the running
 // value (the scalar rule) and the accumulators never hold NaN; four of them
 // hide the latency. Masked-off tail lanes keep their accumulator.
@@ -300,16 +270,23 @@ void minmax_f32(const float* x, size_t n, float* lo, float* hi) {
   *hi = fold_max(hs, 64, -INFINITY);
 }
 
+// This ISA's drivers in the shape QuantizeTable takes.
+struct QuantizeAvx512 {
+  template <class T, bool kVec>
+  static void quantize(const float* x, T* y, size_t n, const float* scale, const int32_t* zp) {
+    quantize_f32<T, kVec>(x, y, n, scale, zp);
+  }
+  template <class T, bool kVec>
+  static void dequantize(const T* q, float* y, size_t n, const float* scale, const int32_t* zp) {
+    dequantize_f32<T, kVec>(q, y, n, scale, zp);
+  }
+  static void minmax(const float* x, size_t n, float* lo, float* hi) { minmax_f32(x, n, lo, hi); }
+};
+
 }  // namespace
 
 const QuantizeKernels& avx512_vnni_quantize_kernels() {
-  static const QuantizeKernels k = {
-      quantize_tensor<int8_t>,          quantize_tensor<uint8_t>,
-      quantize_f32<int8_t, true>,       quantize_f32<uint8_t, true>,
-      dequantize_tensor<int8_t>,        dequantize_tensor<uint8_t>,
-      dequantize_f32<int8_t, true>,     dequantize_f32<uint8_t, true>,
-      minmax_f32,
-  };
+  static const QuantizeKernels k = QuantizeTable<QuantizeAvx512>::kernels();
   return k;
 }
 

@@ -20,6 +20,7 @@ struct VectorAvx512Vnni {
   static QGEMM_INLINE Int load(const int32_t* p) { return _mm512_loadu_si512(p); }
   static QGEMM_INLINE Float load(const float* p) { return _mm512_loadu_ps(p); }
   static QGEMM_INLINE void store(int32_t* p, Int v) { _mm512_storeu_si512(p, v); }
+  static QGEMM_INLINE void store(float* p, Float v) { _mm512_storeu_ps(p, v); }
   using Live = __mmask16;  // masked loads and stores: never past the live lanes
   static QGEMM_INLINE Live live(int n) { return n <= 0 ? 0 : n >= kLanes ? 0xFFFF : __mmask16((1u << n) - 1); }
   static QGEMM_INLINE Int load_live(const int32_t* p, Live m) { return _mm512_maskz_loadu_epi32(m, p); }

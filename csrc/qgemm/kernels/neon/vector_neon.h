@@ -20,6 +20,7 @@ struct VectorNeon {
   static QGEMM_INLINE Int load(const int32_t* p) { return vld1q_s32(p); }
   static QGEMM_INLINE Float load(const float* p) { return vld1q_f32(p); }
   static QGEMM_INLINE void store(int32_t* p, Int v) { vst1q_s32(p, v); }
+  static QGEMM_INLINE void store(float* p, Float v) { vst1q_f32(p, v); }
   using Live = int;  // lanes 0..4 (whole vectors take the plain load and store)
   static QGEMM_INLINE Live live(int n) { return n < 0 ? 0 : n > kLanes ? kLanes : n; }
   static QGEMM_INLINE Int load_live(const int32_t* p, Live n) {
