@@ -10,6 +10,7 @@
 //   zero(), add(x, y), load_b(b), broadcast(a, i) (row i's group of A to
 //   every lane), dot(acc, a, B, half) (acc + the group's products with half
 //   0 or 1 of B)
+// U8S8DotTraits supplies all of them but dot for the vpdpbusd kernels.
 // Internal linkage: each ISA's translation unit gets its own copy.
 #pragma once
 #include <cstddef>
@@ -30,6 +31,37 @@ enum class FewRows {
   unroll4,     // four K groups per iteration: loop overhead does not bound the B stream
   two_chains,  // even and odd K groups into separate accumulators, so that
                // the dot product's latency chain does not bound the B stream
+};
+
+// Four bytes of A (one K group of one row) as an int32 to broadcast.
+QGEMM_INLINE int32_t a_quad(const uint8_t* a) {
+  int32_t v;
+  std::memcpy(&v, a, 4);
+  return v;
+}
+
+// The traits of a u8 x s8 dot-product kernel (vpdpbusd, at any width) over a
+// primitive set V: a row is two vectors, K goes in groups of 4, A is stored
+// as uint8 and broadcast a group at a time. The kernel adds
+// dot(acc, a, B, half): its instruction on half 0 or 1 of B.
+template <class V, int MR>
+struct U8S8DotTraits {
+  using Vector = V;
+  using Int = typename V::Int;
+  using AType = uint8_t;
+  struct B {
+    Int lo, hi;
+  };
+  static constexpr int kMr = MR, kNr = 2 * V::kLanes, kKr = 4;
+  static constexpr int kAStep = kMr * kKr, kBStep = kNr * kKr;
+  static constexpr FewRows kFewRows = FewRows::two_chains;
+  static QGEMM_INLINE Int zero() { return V::dup(0); }
+  static QGEMM_INLINE Int add(Int x, Int y) { return V::add(x, y); }
+  static QGEMM_INLINE B load_b(const int8_t* b) {  // 4 bytes a lane: loaded as int32 lanes
+    const int32_t* lanes = reinterpret_cast<const int32_t*>(b);
+    return {V::load(lanes), V::load(lanes + V::kLanes)};
+  }
+  static QGEMM_INLINE Int broadcast(const uint8_t* a, int i) { return V::dup(a_quad(a + 4 * i)); }
 };
 
 // One K group of M rows: acc0/acc1 += row i's group of A times B's halves.
@@ -117,13 +149,6 @@ GemmKernel dot_kernel_record(const char* name, const GemmKernel* proven_range = 
   const bool bytes = std::is_same<typename K::AType, uint8_t>::value;
   return {name, K::kMr, K::kNr, K::kKr, bytes ? 1 : 2, gemm_live_rows<K::kMr, typename K::AType, DotTile<K>>,
           VectorEpilogue<typename K::Vector, K::kNr>::final_block, bytes, proven_range};
-}
-
-// Four bytes of A (one K group of one row) as an int32 to broadcast.
-QGEMM_INLINE int32_t a_quad(const uint8_t* a) {
-  int32_t v;
-  std::memcpy(&v, a, 4);
-  return v;
 }
 
 }  // namespace

@@ -16,23 +16,8 @@
 namespace qgemm {
 namespace {
 
-struct Avx512Vnni {
-  using Vector = VectorAvx512Vnni;
-  using Int = __m512i;
-  using AType = uint8_t;
-  struct B {
-    __m512i lo, hi;
-  };
-  static constexpr int kMr = 8, kNr = 32, kKr = 4;
-  static constexpr int kAStep = kMr * kKr, kBStep = kNr * kKr;
-  static constexpr FewRows kFewRows = FewRows::two_chains;
-  static QGEMM_INLINE Int zero() { return _mm512_setzero_si512(); }
-  static QGEMM_INLINE Int add(Int x, Int y) { return _mm512_add_epi32(x, y); }
-  static QGEMM_INLINE B load_b(const int8_t* b) { return {_mm512_loadu_si512(b), _mm512_loadu_si512(b + 64)}; }
-  static QGEMM_INLINE Int broadcast(const uint8_t* a, int i) { return _mm512_set1_epi32(a_quad(a + 4 * i)); }
-  static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) {
-    return _mm512_dpbusd_epi32(acc, a, half ? b.hi : b.lo);
-  }
+struct Avx512Vnni : U8S8DotTraits<VectorAvx512Vnni, 8> {
+  static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) { return _mm512_dpbusd_epi32(acc, a, half ? b.hi : b.lo); }
 };
 
 }  // namespace

@@ -18,26 +18,8 @@
 namespace qgemm {
 namespace {
 
-struct AvxVnni {
-  using Vector = VectorAvx2;
-  using Int = __m256i;
-  using AType = uint8_t;
-  struct B {
-    __m256i lo, hi;
-  };
-  static constexpr int kMr = 6, kNr = 16, kKr = 4;
-  static constexpr int kAStep = kMr * kKr, kBStep = kNr * kKr;
-  static constexpr FewRows kFewRows = FewRows::two_chains;
-  static QGEMM_INLINE Int zero() { return _mm256_setzero_si256(); }
-  static QGEMM_INLINE Int add(Int x, Int y) { return _mm256_add_epi32(x, y); }
-  static QGEMM_INLINE B load_b(const int8_t* b) {
-    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)),
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32))};
-  }
-  static QGEMM_INLINE Int broadcast(const uint8_t* a, int i) { return _mm256_set1_epi32(a_quad(a + 4 * i)); }
-  static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) {
-    return _mm256_dpbusd_avx_epi32(acc, a, half ? b.hi : b.lo);
-  }
+struct AvxVnni : U8S8DotTraits<VectorAvx2, 6> {
+  static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) { return _mm256_dpbusd_avx_epi32(acc, a, half ? b.hi : b.lo); }
 };
 
 }  // namespace
