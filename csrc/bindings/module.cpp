@@ -97,7 +97,7 @@ PyPackedB py_pack(py::array b, bool single_use) {
                static_cast<size_t>(b.shape(1)), b.strides(0), b.strides(1), u8};
   const GemmKernel& k = active_kernels().gemm;
   py::gil_scoped_release nogil;
-  return PyPackedB{pack_b(m, k.nr, k.kr, single_use)};
+  return PyPackedB{pack_b(m, k, single_use)};
 }
 
 py::array py_unpack(const PyPackedB& p) {

@@ -86,7 +86,7 @@ void pack_a_block(const Plan& plan, size_t m0, size_t mc, size_t k0, size_t kc, 
                   int32_t* rowsum) {
   const GemmKernel& kern = plan.kern;
   const size_t mr = kern.mr;
-  const size_t tile_bytes = (kc + kern.kr - 1) / kern.kr * kern.kr * mr * kern.a_bytes;
+  const size_t tile_bytes = (kc + kern.kr - 1) / kern.kr * kern.kr * mr * packed_a_bytes(kern.packed_a);
   const uint8_t* row_ptr[64];  // one tile's rows (every kernel's mr is far below 64)
   for (size_t t = 0; t * mr < mc; ++t) {
     const int m = static_cast<int>(std::min(mr, mc - t * mr));
@@ -95,8 +95,7 @@ void pack_a_block(const Plan& plan, size_t m0, size_t mc, size_t k0, size_t kc, 
       row_ptr[i] = plan.a.data + static_cast<ptrdiff_t>(bi) * plan.a.batch_stride +
                    static_cast<ptrdiff_t>(mi) * plan.a.row_stride;
     }
-    pack_a(row_ptr, m, plan.a.col_stride, plan.a.is_u8, k0, kc, kern.mr, kern.kr, kern.a_bytes,
-           kern.a_unsigned, dst + t * tile_bytes, rowsum + t * mr);
+    pack_a(row_ptr, m, plan.a.col_stride, plan.a.is_u8, k0, kc, kern, dst + t * tile_bytes, rowsum + t * mr);
   }
 }
 
@@ -130,7 +129,7 @@ void run_block(const Plan& plan, const BlockScratch& s, size_t r0, size_t r1, si
     for (size_t k0 = 0;;) {
       const size_t kc = std::min(kc_max, K - k0);
       const size_t kc_padded = (kc + kern.kr - 1) / kern.kr * kern.kr;
-      const size_t tile_bytes = kc_padded * mr * kern.a_bytes;
+      const size_t tile_bytes = kc_padded * mr * packed_a_bytes(kern.packed_a);
       const bool final = k0 + kc == K;
       if (!shared) {
         pack_a_block(plan, m0, mc, k0, kc, s.a_pack, s.rowsum);
@@ -167,9 +166,9 @@ void run_block(const Plan& plan, const BlockScratch& s, size_t r0, size_t r1, si
 
 // True if every element of A, in the unsigned stored domain (uint8 as is,
 // int8 flipped by ^0x80), is at most limit. Stops at the first row past it.
-bool a_within(const AOperand& a, int limit) {
+bool a_within(const AOperand& a, int limit, const Packers& packers) {
   const uint8_t flip = a.is_u8 ? 0 : 0x80;
-  const auto max_byte = baseline_packers().max_byte;
+  const auto max_byte = packers.max_byte;
   for (size_t bi = 0; bi < a.batch; ++bi)
     for (size_t i = 0; i < a.m; ++i) {
       const uint8_t* row = a.data + static_cast<ptrdiff_t>(bi) * a.batch_stride +
@@ -199,7 +198,7 @@ const GemmKernel& choose_kernel(const GemmKernel& kern, const AOperand& a, const
   const int a_limit = b.max_abs == 0 ? 255 : 32767 / (2 * b.max_abs);
   if (a_limit >= 255) return *fast;
   if (a.max_stored >= 0) return a.max_stored <= a_limit ? *fast : kern;
-  return a_within(a, a_limit) ? *fast : kern;
+  return a_within(a, a_limit, *fast->packers) ? *fast : kern;
 }
 
 void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const PackedB& b_base,
@@ -217,11 +216,9 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   const bool few_rows = rows <= static_cast<size_t>(2 * kern.mr);
   plan.kc_max = out.kind == OutputKind::int32 && !few_rows ? std::min(kKc, k_rounded) : k_rounded;
   plan.mc_max = kern.mr * std::max<size_t>(1, std::min(kMcMaxTiles, kMcBytes / std::max<size_t>(
-                                                                     1, kern.mr * plan.kc_max * kern.a_bytes)));
+                                                  1, kern.mr * plan.kc_max * packed_a_bytes(kern.packed_a))));
   // Stored-domain zero points: bytes flipped by ^0x80 move by 128 (see pack.h).
-  int32_t za_shift = 0;
-  if (kern.a_bytes == 1 && kern.a_unsigned && !a.is_u8) za_shift = 128;
-  if (kern.a_bytes == 1 && !kern.a_unsigned && a.is_u8) za_shift = -128;
+  const int32_t za_shift = stored_zero_point_shift(kern.packed_a, a.is_u8);
   plan.za_stored = za + za_shift;
   if (a.row_zero_point) {  // the za * colsum term is then per element (EpilogueParams::row_za)
     plan.za_stored = 0;
@@ -255,7 +252,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   std::vector<int64_t> a_shared;  // int64 for alignment
   std::vector<int32_t> rowsum_shared, row_term_shared;
   if (tasks > 1 && !split_rows && rows <= plan.mc_max && plan.kc_max >= K) {
-    a_shared.resize((plan.mc_max * plan.kc_max * kern.a_bytes) / 8 + 1);
+    a_shared.resize((plan.mc_max * plan.kc_max * packed_a_bytes(kern.packed_a)) / 8 + 1);
     rowsum_shared.assign(rows, 0);
     row_term_shared.resize(plan.mc_max);
     pack_a_block(plan, 0, rows, 0, K, reinterpret_cast<uint8_t*>(a_shared.data()), rowsum_shared.data());
@@ -266,7 +263,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   // Each thread's scratch, allocated here: a failed allocation raises in the
   // caller, never inside a task.
   const size_t slots = std::min<size_t>(threads, tasks);
-  const size_t a_bytes = plan.a_shared ? 0 : round_up(plan.mc_max * plan.kc_max * kern.a_bytes, 64);
+  const size_t a_bytes = plan.a_shared ? 0 : round_up(plan.mc_max * plan.kc_max * packed_a_bytes(kern.packed_a), 64);
   const size_t sums_bytes = plan.a_shared ? 0 : round_up(plan.mc_max * sizeof(int32_t), 64);
   const size_t slot_bytes = a_bytes + 2 * sums_bytes;
   const ScratchBuffer scratch(slots * slot_bytes);

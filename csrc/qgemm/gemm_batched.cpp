@@ -18,7 +18,7 @@ void gemm_batched(const GemmKernel& kern, const MatrixBatch& a, int32_t za, cons
   if (a.count == 0 || m == 0 || n == 0) return;
   auto item = [&](size_t i) {
     const ByteMatrix bi{b.data + b.offset[i], k, n, b.row_stride, b.col_stride, b.is_u8};
-    const PackedB packed = pack_b(bi, kern.nr, kern.kr, /*single_use=*/true);
+    const PackedB packed = pack_b(bi, kern, /*single_use=*/true);
     AOperand ai{a.data + a.offset[i], a.is_u8, 1, m, k, 0, a.row_stride, a.col_stride};
     ai.row_zero_point = za_rows ? za_rows + i * m : nullptr;
     GemmOutput oi = out;

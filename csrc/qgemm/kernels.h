@@ -48,7 +48,7 @@ enum GemmFlags : int {
 };
 
 // Packed layouts (see pack.h):
-//   A: [k / kr][mr][kr] elements of a_bytes each (int16, int8 or uint8), zero padded.
+//   A: [k / kr][mr][kr] elements of the kernel's PackedA, zero padded.
 //   B: [k / kr][nr][kr] int8 for one panel of nr columns, zero padded.
 // The kernel computes an m x n corner (m <= mr, n <= nr) of the tile and
 // writes it to c (elements of the output kind's type, rows ldc elements apart).
@@ -59,21 +59,6 @@ using GemmMicroFn = void (*)(size_t k_groups, const void* a, const int8_t* b, vo
 // rows lda apart; row_term unused): the standalone requantize.
 using EpilogueFn = void (*)(const int32_t* acc, size_t lda, void* c, size_t ldc, int m, int n,
                                 const EpilogueParams* ep);
-
-struct GemmKernel {
-  const char* name;
-  int mr, nr, kr;
-  int a_bytes;       // 2: A widened to int16 (u8 zero-extended); 1: A kept as bytes
-  GemmMicroFn micro;
-  EpilogueFn epilogue;
-  // With a_bytes == 1: A stored as uint8 (s8 flipped, b ^ 0x80 == b + 128),
-  // for u8 x s8 dot-product instructions (vpdpbusd); else as int8 (u8 flipped).
-  bool a_unsigned = false;
-  // A faster kernel that is exact only when its int16 pair sums cannot
-  // saturate: 2 * max(stored A) * max|stored B| <= 32767 (vpmaddubsw). The
-  // driver takes it on inputs whose ranges prove that (choose_kernel, gemm.h).
-  const GemmKernel* proven_range = nullptr;
-};
 
 // ---- packing loops ------------------------------------------------------------
 // The vectorized loops of packing (pack.h has the layouts), per ISA in
@@ -98,9 +83,38 @@ struct Packers {
   int (*max_byte)(const uint8_t* row, size_t n, uint8_t flip);
 };
 
-// The packing loops of this build's baseline ISA (SSE2 on x86-64, NEON on
-// AArch64, none elsewhere): every kernel's packed formats are built with them.
-const Packers& baseline_packers();
+// The packing loops of each folder, named by the kernel records that consume
+// them: the scalar ones are all null (pack.cpp's portable loops do everything).
+const Packers& scalar_packers();
+#if defined(QGEMM_HAVE_AVX2)
+const Packers& sse2_packers();  // x86-64's baseline: every x86 kernel packs with them
+#endif
+#if defined(QGEMM_HAVE_NEON)
+const Packers& neon_packers();
+#endif
+
+// How a kernel stores A in its packed blocks (the layout above; B is int8
+// for every kernel). The driver moves za with the flip (pack.h).
+enum class PackedA {
+  int16,  // both dtypes widened as they are (uint8 zero-extended)
+  int8,   // uint8 flipped (b ^ 0x80 == b - 128)
+  uint8,  // int8 flipped (b ^ 0x80 == b + 128): for u8 x s8 dot products (vpdpbusd)
+};
+constexpr int packed_a_bytes(PackedA a) { return a == PackedA::int16 ? 2 : 1; }
+
+// Everything the driver needs to know about a microkernel (docs/architecture.md).
+struct GemmKernel {
+  const char* name;
+  int mr, nr, kr;          // the tile and K group of both packed formats
+  PackedA packed_a;        // how A is stored
+  const Packers* packers;  // the loops that pack A and B for it
+  GemmMicroFn micro;
+  EpilogueFn epilogue;
+  // A faster kernel that is exact only when its int16 pair sums cannot
+  // saturate: 2 * max(stored A) * max|stored B| <= 32767 (vpmaddubsw). The
+  // driver takes it on inputs whose ranges prove that (choose_kernel, gemm.h).
+  const GemmKernel* proven_range = nullptr;
+};
 
 struct Kernels {
   const char* isa;

@@ -9,7 +9,9 @@
 
 namespace qgemm {
 
-PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use) {
+PackedB pack_b(const ByteMatrix& b, const GemmKernel& kernel, bool single_use) {
+  const int nr = kernel.nr, kr = kernel.kr;
+  const Packers& packers = *kernel.packers;
   PackedB p;
   p.single_use = single_use;
   p.k = b.rows;
@@ -22,7 +24,6 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use) {
   allocate_panels(p);
   p.colsum.assign(p.panels * nr, 0);
   const uint8_t flip = b.is_u8 ? 0x80 : 0;
-  const Packers& packers = baseline_packers();
   // Rows [k_begin, k_end) x panel columns [j_begin, j_end), one byte at a time.
   auto pack_scalar = [&](int8_t* dst, int32_t* sums, size_t j0, size_t k_begin, size_t k_end,
                          int j_begin, int j_end, int* max_abs) {
@@ -152,8 +153,8 @@ struct C4Bytes {
     return sum;
   }
 
-  static void rows(const uint8_t* const* row_ptr, int m, size_t k0, size_t kc, int mr, uint8_t* dst,
-                   int32_t* rowsum) {
+  static void rows(const Packers& packers, const uint8_t* const* row_ptr, int m, size_t k0, size_t kc, int mr,
+                   uint8_t* dst, int32_t* rowsum) {
     const size_t groups = (kc + 3) / 4, full = kc / 4, tail = kc - 4 * full;
     std::memset(dst, 0, groups * 4 * mr);
     const uint32_t correction = kStoreU8 ? 0 : static_cast<uint32_t>(128 * kc);
@@ -161,7 +162,6 @@ struct C4Bytes {
       rowsum[i] = static_cast<int32_t>(static_cast<uint32_t>(rowsum[i]) + sum - correction);
     };
     int i = 0;
-    const Packers& packers = baseline_packers();
     for (; packers.a_four_rows_c4 && i + 4 <= m; i += 4) {
       const uint8_t* src[4] = {row_ptr[i] + k0, row_ptr[i + 1] + k0, row_ptr[i + 2] + k0,
                                row_ptr[i + 3] + k0};
@@ -175,26 +175,27 @@ struct C4Bytes {
 };
 
 template <class Out, bool kU8, int KR>
-void pack_a_kr(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0, size_t kc, int mr,
-               void* dst, int32_t* rowsum) {
+void pack_a_kr(const Packers& packers, const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0, size_t kc,
+               int mr, void* dst, int32_t* rowsum) {
   Out* d = static_cast<Out*>(dst);
   if constexpr (sizeof(Out) == 1 && KR == 4) {
     if (cs == 1)
       return C4Bytes<std::is_same<Out, uint8_t>::value, kU8>::rows(
-          row_ptr, m, k0, kc, mr, reinterpret_cast<uint8_t*>(d), rowsum);
+          packers, row_ptr, m, k0, kc, mr, reinterpret_cast<uint8_t*>(d), rowsum);
   }
   if (cs == 1) pack_a_rows<Out, kU8, KR, true>(row_ptr, m, cs, k0, kc, mr, d, rowsum);
   else pack_a_rows<Out, kU8, KR, false>(row_ptr, m, cs, k0, kc, mr, d, rowsum);
 }
 
 template <class Out, bool kU8>
-void pack_a_typed(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0, size_t kc, int mr,
-                  int kr, void* dst, int32_t* rowsum) {
-  switch (kr) {
-    case 1: return pack_a_kr<Out, kU8, 1>(row_ptr, m, cs, k0, kc, mr, dst, rowsum);
-    case 2: return pack_a_kr<Out, kU8, 2>(row_ptr, m, cs, k0, kc, mr, dst, rowsum);
-    case 4: return pack_a_kr<Out, kU8, 4>(row_ptr, m, cs, k0, kc, mr, dst, rowsum);
-    case 8: return pack_a_kr<Out, kU8, 8>(row_ptr, m, cs, k0, kc, mr, dst, rowsum);
+void pack_a_typed(const GemmKernel& kern, const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0,
+                  size_t kc, void* dst, int32_t* rowsum) {
+  const Packers& p = *kern.packers;
+  switch (kern.kr) {
+    case 1: return pack_a_kr<Out, kU8, 1>(p, row_ptr, m, cs, k0, kc, kern.mr, dst, rowsum);
+    case 2: return pack_a_kr<Out, kU8, 2>(p, row_ptr, m, cs, k0, kc, kern.mr, dst, rowsum);
+    case 4: return pack_a_kr<Out, kU8, 4>(p, row_ptr, m, cs, k0, kc, kern.mr, dst, rowsum);
+    case 8: return pack_a_kr<Out, kU8, 8>(p, row_ptr, m, cs, k0, kc, kern.mr, dst, rowsum);
     default: throw std::invalid_argument("pack_a: unsupported kr");
   }
 }
@@ -202,16 +203,17 @@ void pack_a_typed(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0,
 }  // namespace
 
 void pack_a(const uint8_t* const* row_ptr, int m, ptrdiff_t col_stride, bool is_u8, size_t k0,
-            size_t kc, int mr, int kr, int a_bytes, bool a_unsigned, void* dst, int32_t* rowsum) {
-  if (a_bytes == 2) {
-    if (is_u8) pack_a_typed<int16_t, true>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
-    else pack_a_typed<int16_t, false>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
-  } else if (a_unsigned) {
-    if (is_u8) pack_a_typed<uint8_t, true>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
-    else pack_a_typed<uint8_t, false>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
-  } else {
-    if (is_u8) pack_a_typed<int8_t, true>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
-    else pack_a_typed<int8_t, false>(row_ptr, m, col_stride, k0, kc, mr, kr, dst, rowsum);
+            size_t kc, const GemmKernel& kernel, void* dst, int32_t* rowsum) {
+  switch (kernel.packed_a) {
+    case PackedA::int16:
+      if (is_u8) return pack_a_typed<int16_t, true>(kernel, row_ptr, m, col_stride, k0, kc, dst, rowsum);
+      return pack_a_typed<int16_t, false>(kernel, row_ptr, m, col_stride, k0, kc, dst, rowsum);
+    case PackedA::int8:
+      if (is_u8) return pack_a_typed<int8_t, true>(kernel, row_ptr, m, col_stride, k0, kc, dst, rowsum);
+      return pack_a_typed<int8_t, false>(kernel, row_ptr, m, col_stride, k0, kc, dst, rowsum);
+    case PackedA::uint8:
+      if (is_u8) return pack_a_typed<uint8_t, true>(kernel, row_ptr, m, col_stride, k0, kc, dst, rowsum);
+      return pack_a_typed<uint8_t, false>(kernel, row_ptr, m, col_stride, k0, kc, dst, rowsum);
   }
 }
 

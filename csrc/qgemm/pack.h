@@ -8,10 +8,13 @@
 //
 // B is always stored as int8: uint8 values flip their top bit (b ^ 0x80 ==
 // b - 128) and the zero point moves with them (zb - 128). A is stored as the
-// kernel's record says (GemmKernel::a_bytes, a_unsigned): widened to int16
-// (uint8 kept as it is), int8 (uint8 flipped), or uint8 for the u8 x s8
-// dot-product instructions (int8 flipped, b ^ 0x80 == b + 128). Every dtype
-// pair then runs on each kernel exactly; the driver moves za with the flip.
+// kernel's record says (GemmKernel::packed_a): widened to int16 (uint8 kept
+// as it is), int8 (uint8 flipped), or uint8 for the u8 x s8 dot-product
+// instructions (int8 flipped, b ^ 0x80 == b + 128). Every dtype pair then
+// runs on each kernel exactly; the driver moves za with the flip
+// (stored_zero_point_shift). Both are packed with the loops the kernel names
+// (GemmKernel::packers); a B packed for one kernel serves any kernel of the
+// same nr and kr.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -30,14 +33,20 @@ struct ByteMatrix {
   bool is_u8;
 };
 
-// single_use: B is packed for one call (see PackedB::single_use); large
-// panels then come from the buffer pool, which spares every call the page
-// faults of fresh memory.
-PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use = false);
-// Packs rows [0, m) (m <= mr) and columns [k0, k0 + kc) of A into dst and adds
-// each row's sum of stored values into rowsum[0..m). row_ptr[i] is row i.
-// Stored as int16 (a_bytes 2), int8 (u8 flipped) or uint8 (a_unsigned: s8 flipped).
+// B in kernel's panels (nr, kr). single_use: B is packed for one call (see
+// PackedB::single_use); large panels then come from the buffer pool, which
+// spares every call the page faults of fresh memory.
+PackedB pack_b(const ByteMatrix& b, const GemmKernel& kernel, bool single_use = false);
+// Packs rows [0, m) (m <= kernel.mr) and columns [k0, k0 + kc) of A into dst
+// as kernel.packed_a says and adds each row's sum of stored values into
+// rowsum[0..m). row_ptr[i] is row i.
 void pack_a(const uint8_t* const* row_ptr, int m, ptrdiff_t col_stride, bool is_u8, size_t k0,
-            size_t kc, int mr, int kr, int a_bytes, bool a_unsigned, void* dst, int32_t* rowsum);
+            size_t kc, const GemmKernel& kernel, void* dst, int32_t* rowsum);
+// What the flip of A's bytes adds to its zero point in the stored domain.
+inline int32_t stored_zero_point_shift(PackedA stored, bool is_u8) {
+  if (stored == PackedA::uint8 && !is_u8) return 128;
+  if (stored == PackedA::int8 && is_u8) return -128;
+  return 0;
+}
 
 }  // namespace qgemm

@@ -53,8 +53,7 @@ namespace {
 // B from K pairs to K quads, same panels (the exact AVX2 kernel's layout to
 // the range-proven one's): a column's quad is its pairs from two consecutive
 // groups, so this is a copy of 2-byte units, at memory speed.
-PackedB pairs_to_quads(const PackedB& src) {
-  const Packers& packers = baseline_packers();
+PackedB pairs_to_quads(const PackedB& src, const Packers& packers) {
   PackedB dst;
   dst.k = src.k;
   dst.n = src.n;
@@ -93,12 +92,12 @@ const PackedB& packed_for(const PackedB& b, const GemmKernel& k) {
   SecondLayout& second = *b.second;
   std::call_once(second.once, [&] {
     if (b.nr == k.nr && b.kr == 2 && k.kr == 4) {
-      second.b = pairs_to_quads(b);
+      second.b = pairs_to_quads(b, *k.packers);
     } else {
       std::vector<uint8_t> plain(b.k * b.n);
       unpack_b(b, plain.data());
       const ByteMatrix m{plain.data(), b.k, b.n, static_cast<ptrdiff_t>(b.n), 1, b.is_u8};
-      second.b = pack_b(m, k.nr, k.kr);
+      second.b = pack_b(m, k);
     }
     second.ready = true;
   });

@@ -345,7 +345,7 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
     return g.b_u8 ? int64_t(raw) : int64_t(int8_t(raw));
   };
   const PackedB pb = pack_b({b.data(), g.k, g.n, static_cast<ptrdiff_t>(g.n), 1, g.b_u8},
-                            kern.gemm.nr, kern.gemm.kr, g.single_use);
+                            kern.gemm, g.single_use);
   // Round trip of the packed layout.
   std::vector<uint8_t> unpacked(g.k * g.n);
   unpack_b(pb, unpacked.data());
@@ -515,8 +515,8 @@ static void test_range_proof(const Kernels& kern) {
     std::vector<uint8_t> a(3 * K, a127), b_full(K * N, 0x80), b64(K * N, 0xC0);  // -128, -64
     b_full[5] = 127;
     b64[7] = 64;
-    const PackedB pf = pack_b({b_full.data(), K, N, ptrdiff_t(N), 1, false}, k.nr, k.kr);
-    const PackedB p64 = pack_b({b64.data(), K, N, ptrdiff_t(N), 1, false}, k.nr, k.kr);
+    const PackedB pf = pack_b({b_full.data(), K, N, ptrdiff_t(N), 1, false}, k);
+    const PackedB p64 = pack_b({b64.data(), K, N, ptrdiff_t(N), 1, false}, k);
     check(pf.max_abs == 128 && p64.max_abs == 64, "pack_b records max|B|");
     AOperand A{a.data(), a_u8, 1, 3, K, 0, ptrdiff_t(K), 1};
     const GemmKernel* proven = k.proven_range ? k.proven_range : &k;
@@ -532,7 +532,7 @@ static void test_range_proof(const Kernels& kern) {
     known.max_stored = 128;
     check(&choose_kernel(k, known, pf) == &k, std::string(k.name) + " range proof: A known within 8 bits");
     // B packed for one call: its second layout would cost more than 3 rows gain.
-    PackedB once = pack_b({b64.data(), K, N, ptrdiff_t(N), 1, false}, k.nr, k.kr);
+    PackedB once = pack_b({b64.data(), K, N, ptrdiff_t(N), 1, false}, k);
     once.single_use = true;
     check(&choose_kernel(k, A, once) == &k, std::string(k.name) + " range proof: single-use B, few rows");
     // A transposed (column stride K): the scalar path of the check.
@@ -552,7 +552,7 @@ static void test_borrowed_panels(const Kernels& kern) {
   std::vector<uint8_t> a(M * K), b(K * N);
   for (auto& x : a) x = static_cast<uint8_t>(rand_int(0, 127));  // 7 bits: the range-proven kernel too
   for (auto& x : b) x = static_cast<uint8_t>(rand_int(0, 255));
-  const PackedB pb = pack_b({b.data(), K, N, ptrdiff_t(N), 1, true}, k.nr, k.kr);
+  const PackedB pb = pack_b({b.data(), K, N, ptrdiff_t(N), 1, true}, k);
   const size_t bytes = (pb.bytes() + 63) / 64 * 64;
   std::shared_ptr<int8_t> owner(static_cast<int8_t*>(std::aligned_alloc(64, bytes)), std::free);
   std::memcpy(owner.get(), pb.data.get(), pb.bytes());

@@ -31,8 +31,11 @@ constexpr OutputKind kKinds[] = {OutputKind::int32, OutputKind::float32, OutputK
 // A stored value of A (pack.h): int16 keeps the value, int8 flips uint8,
 // uint8 flips int8.
 int32_t stored_a(const GemmKernel& k, uint8_t raw, bool u8) {
-  if (k.a_bytes == 2) return u8 ? raw : int8_t(raw);
-  if (k.a_unsigned) return u8 ? raw : uint8_t(raw ^ 0x80);
+  switch (k.packed_a) {
+    case PackedA::int16: return u8 ? raw : int8_t(raw);
+    case PackedA::uint8: return u8 ? raw : uint8_t(raw ^ 0x80);
+    case PackedA::int8: break;
+  }
   return u8 ? int8_t(raw ^ 0x80) : int8_t(raw);
 }
 
@@ -52,15 +55,15 @@ bool run_case(const GemmKernel& k, const Case& t, bool proven_range) {
   std::vector<uint8_t> a(static_cast<size_t>(mr) * t.k), b(t.k * nr);
   for (auto& v : a) v = static_cast<uint8_t>(proven_range ? (rand_int(0, 127) ^ (a_u8 ? 0 : 0x80)) : rand_int(0, 255));
   for (auto& v : b) v = static_cast<uint8_t>(rand_int(0, 255));
-  const PackedB pb = pack_b({b.data(), t.k, static_cast<size_t>(nr), nr, 1, b_u8}, nr, kr);
+  const PackedB pb = pack_b({b.data(), t.k, static_cast<size_t>(nr), nr, 1, b_u8}, k);
   // A packed as the driver does, for K blocks [0, k1) and [k1, k).
   const size_t k1 = t.split_k ? (t.k / kr / 2) * kr : t.k;
   const uint8_t* rows[64];
   for (int i = 0; i < mr; ++i) rows[i] = a.data() + i * t.k;
   std::vector<int32_t> rowsum(mr, 0);
   auto pack = [&](size_t k0, size_t kc) {
-    std::vector<int64_t> buf(((kc + kr - 1) / kr * kr * mr * k.a_bytes) / 8 + 1);
-    pack_a(rows, t.m, 1, a_u8, k0, kc, mr, kr, k.a_bytes, k.a_unsigned, buf.data(), rowsum.data());
+    std::vector<int64_t> buf(((kc + kr - 1) / kr * kr * mr * packed_a_bytes(k.packed_a)) / 8 + 1);
+    pack_a(rows, t.m, 1, a_u8, k0, kc, k, buf.data(), rowsum.data());
     return buf;
   };
   // Epilogue parameters: any values (the reference reads the same ones).

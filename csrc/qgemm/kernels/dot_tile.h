@@ -5,6 +5,7 @@
 //   Vector              its output stage primitive set (output_stage_vector.h)
 //   Int, AType, B       accumulator vector, stored A element, B group in registers
 //   kMr, kNr, kKr       tile; kAStep / kBStep: A elements / B bytes per K group
+//   kPackedA            how A is stored (AType: its unit as the tile reads it)
 //   kFewRows            what rows 1..2 (GEMV) do so that the B stream, not the
 //                       dot products' latency, bounds them (FewRows)
 //   zero(), add(x, y), load_b(b), broadcast(a, i) (row i's group of A to
@@ -52,6 +53,7 @@ struct U8S8DotTraits {
   struct B {
     Int lo, hi;
   };
+  static constexpr PackedA kPackedA = PackedA::uint8;
   static constexpr int kMr = MR, kNr = 2 * V::kLanes, kKr = 4;
   static constexpr int kAStep = kMr * kKr, kBStep = kNr * kKr;
   static constexpr FewRows kFewRows = FewRows::two_chains;
@@ -142,13 +144,11 @@ struct DotTile {
   }
 };
 
-// The record of a kernel with traits K (A stored as int16 when AType holds
-// pairs of them, else as bytes: uint8 for the u8 x s8 instructions).
+// The record of a kernel with traits K that packs with `packers`.
 template <class K>
-GemmKernel dot_kernel_record(const char* name, const GemmKernel* proven_range = nullptr) {
-  const bool bytes = std::is_same<typename K::AType, uint8_t>::value;
-  return {name, K::kMr, K::kNr, K::kKr, bytes ? 1 : 2, gemm_live_rows<K::kMr, typename K::AType, DotTile<K>>,
-          VectorEpilogue<typename K::Vector, K::kNr>::final_block, bytes, proven_range};
+GemmKernel dot_kernel_record(const char* name, const Packers& packers, const GemmKernel* proven_range = nullptr) {
+  return {name, K::kMr, K::kNr, K::kKr, K::kPackedA, &packers, gemm_live_rows<K::kMr, typename K::AType, DotTile<K>>,
+          VectorEpilogue<typename K::Vector, K::kNr>::final_block, proven_range};
 }
 
 }  // namespace

@@ -101,7 +101,7 @@ struct VectorQuantize {
     using Lanes = QuantizeLanes<Q, T>;
     // Per-element arrays may be empty (n == 0): never read them here.
     const Lanes fixed(kVec ? 1.0f : scale[0], kVec ? 0 : zp[0]);
-    for_each_step<kVec, true>(x, y, n, scale, zp, [&](const float* xs, const float* ss, const int32_t* zs, T* out, auto stream) {
+    auto step = [&](const float* xs, const float* ss, const int32_t* zs, T* out, auto stream) {
       Int q[kVectors];
 #pragma GCC unroll 4
       for (int j = 0; j < kVectors; ++j) {
@@ -109,14 +109,15 @@ struct VectorQuantize {
         q[j] = p.quantize(Q::load(xs + kLanes * j));
       }
       Q::template store_bytes<T, decltype(stream)::value>(out, q);
-    });
+    };
+    for_each_step<kVec, true>(x, y, n, scale, zp, step);
   }
 
   template <class T, bool kVec>
   static void dequantize(const T* q, float* y, size_t n, const float* scale, const int32_t* zp) {
     const Float s1 = Q::dup(kVec ? 1.0f : scale[0]);
     const Int z1 = Q::dup(kVec ? 0 : zp[0]);
-    for_each_step<kVec, false>(q, y, n, scale, zp, [&](const T* qs, const float* ss, const int32_t* zs, float* out, auto stream) {
+    auto step = [&](const T* qs, const float* ss, const int32_t* zs, float* out, auto stream) {
       Int v[kVectors];
       Q::widen_bytes(qs, v);
 #pragma GCC unroll 4
@@ -127,7 +128,8 @@ struct VectorQuantize {
         if constexpr (decltype(stream)::value) Q::stream(out + kLanes * j, r);
         else Q::store(out + kLanes * j, r);
       }
-    });
+    };
+    for_each_step<kVec, false>(q, y, n, scale, zp, step);
   }
 
   // min_or_high(x, m) keeps m unless x < m, so NaN never replaces the running

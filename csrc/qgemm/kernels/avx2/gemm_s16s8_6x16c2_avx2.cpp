@@ -22,6 +22,7 @@ struct Avx2Exact {
   struct B {
     __m256i lo, hi;
   };
+  static constexpr PackedA kPackedA = PackedA::int16;
   static constexpr int kMr = 6, kNr = 16, kKr = 2;
   static constexpr int kAStep = kMr, kBStep = kNr * kKr;
   static constexpr FewRows kFewRows = FewRows::unroll4;
@@ -40,7 +41,8 @@ struct Avx2Exact {
 }  // namespace
 
 const GemmKernel& avx2_gemm_kernel() {
-  static const GemmKernel k = dot_kernel_record<Avx2Exact>("gemm_s16s8_6x16c2_avx2", &avx2_assuming_int16_pair_sums_gemm_kernel());
+  static const GemmKernel k = dot_kernel_record<Avx2Exact>("gemm_s16s8_6x16c2_avx2", sse2_packers(),
+                                                      &avx2_assuming_int16_pair_sums_gemm_kernel());
   return k;
 }
 

@@ -25,6 +25,7 @@ struct Avx2AssumingInt16PairSums {
   using Int = __m256i;
   using AType = uint8_t;
   using B = const int8_t*;  // a memory operand of vpmaddubsw (see dot)
+  static constexpr PackedA kPackedA = PackedA::uint8;
   static constexpr int kMr = 6, kNr = 16, kKr = 4;
   static constexpr int kAStep = kMr * kKr, kBStep = kNr * kKr;
   static constexpr FewRows kFewRows = FewRows::plain;
@@ -50,7 +51,8 @@ struct Avx2AssumingInt16PairSums {
 }  // namespace
 
 const GemmKernel& avx2_assuming_int16_pair_sums_gemm_kernel() {
-  static const GemmKernel k = dot_kernel_record<Avx2AssumingInt16PairSums>("gemm_u8s8_6x16c4_avx2_assuming_int16_pair_sums");
+  static const GemmKernel k =
+      dot_kernel_record<Avx2AssumingInt16PairSums>("gemm_u8s8_6x16c4_avx2_assuming_int16_pair_sums", sse2_packers());
   return k;
 }
 

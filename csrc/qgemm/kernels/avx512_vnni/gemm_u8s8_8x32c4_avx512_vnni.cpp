@@ -17,13 +17,15 @@ namespace qgemm {
 namespace {
 
 struct Avx512Vnni : U8S8DotTraits<VectorAvx512Vnni, 8> {
-  static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) { return _mm512_dpbusd_epi32(acc, a, half ? b.hi : b.lo); }
+  static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) {
+    return _mm512_dpbusd_epi32(acc, a, half ? b.hi : b.lo);
+  }
 };
 
 }  // namespace
 
 const GemmKernel& avx512_vnni_gemm_kernel() {
-  static const GemmKernel k = dot_kernel_record<Avx512Vnni>("gemm_u8s8_8x32c4_avx512_vnni");
+  static const GemmKernel k = dot_kernel_record<Avx512Vnni>("gemm_u8s8_8x32c4_avx512_vnni", sse2_packers());
   return k;
 }
 

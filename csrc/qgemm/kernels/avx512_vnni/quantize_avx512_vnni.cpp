@@ -65,7 +65,8 @@ inline void quantize_masked(const float* x, T* y, size_t n, const float* scale, 
   for (size_t i = 0; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
     Lanes<T> p = p1;
-    if (kVec) p = Lanes<T>(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, scale + i), _mm512_maskz_loadu_epi32(m, zp + i));
+    if (kVec)
+      p = Lanes<T>(_mm512_mask_loadu_ps(_mm512_set1_ps(1.0f), m, scale + i), _mm512_maskz_loadu_epi32(m, zp + i));
     const __m512i q = p.quantize(_mm512_maskz_loadu_ps(m, x + i));
     // In range already: the saturating narrows only narrow.
     if (kU8) _mm512_mask_cvtusepi32_storeu_epi8(y + i, m, q);

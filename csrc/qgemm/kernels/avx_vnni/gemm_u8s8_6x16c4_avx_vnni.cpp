@@ -19,13 +19,15 @@ namespace qgemm {
 namespace {
 
 struct AvxVnni : U8S8DotTraits<VectorAvx2, 6> {
-  static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) { return _mm256_dpbusd_avx_epi32(acc, a, half ? b.hi : b.lo); }
+  static QGEMM_INLINE Int dot(Int acc, Int a, const B& b, int half) {
+    return _mm256_dpbusd_avx_epi32(acc, a, half ? b.hi : b.lo);
+  }
 };
 
 }  // namespace
 
 const GemmKernel& avx_vnni_gemm_kernel() {
-  static const GemmKernel k = dot_kernel_record<AvxVnni>("gemm_u8s8_6x16c4_avx_vnni");
+  static const GemmKernel k = dot_kernel_record<AvxVnni>("gemm_u8s8_6x16c4_avx_vnni", sse2_packers());
   return k;
 }
 
