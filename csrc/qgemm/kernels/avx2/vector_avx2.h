@@ -9,6 +9,7 @@
 
 #include "qgemm/kernels/always_inline.h"
 #include "qgemm/kernels/fixedpoint.h"
+#include "qgemm/kernels/live_by_copy.h"
 
 namespace qgemm {
 namespace {
@@ -22,20 +23,10 @@ struct VectorAvx2 {
   static QGEMM_INLINE Float load(const float* p) { return _mm256_loadu_ps(p); }
   static QGEMM_INLINE void store(int32_t* p, Int v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
   static QGEMM_INLINE void store(float* p, Float v) { _mm256_storeu_ps(p, v); }
-  using Live = int;  // lanes 0..8 (whole vectors take the plain load and store)
-  static QGEMM_INLINE Live live(int n) { return n < 0 ? 0 : n > kLanes ? kLanes : n; }
-  static QGEMM_INLINE Int load_live(const int32_t* p, Live n) {
-    if (n == kLanes) return load(p);
-    alignas(32) int32_t tmp[kLanes] = {};
-    std::memcpy(tmp, p, n * sizeof(int32_t));
-    return load(tmp);
-  }
-  static QGEMM_INLINE void store_live(int32_t* p, Int v, Live n) {
-    if (n == kLanes) return store(p, v);
-    alignas(32) int32_t tmp[kLanes];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), v);
-    std::memcpy(p, tmp, n * sizeof(int32_t));
-  }
+  using Live = int;  // lanes 0..8 (live_by_copy.h)
+  static QGEMM_INLINE Live live(int n) { return live_count<VectorAvx2>(n); }
+  static QGEMM_INLINE Int load_live(const int32_t* p, Live n) { return load_live_by_copy<VectorAvx2>(p, n); }
+  static QGEMM_INLINE void store_live(int32_t* p, Int v, Live n) { store_live_by_copy<VectorAvx2>(p, v, n); }
   template <int NV>
   static QGEMM_INLINE void store_bytes(uint8_t* p, const Int (&q)[NV], const Live (&live)[NV], bool u8) {
     static_assert(NV == 2, "16 lanes narrow to one 16-byte store");

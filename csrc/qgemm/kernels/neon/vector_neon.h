@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "qgemm/kernels/always_inline.h"
+#include "qgemm/kernels/live_by_copy.h"
 
 namespace qgemm {
 namespace {
@@ -21,20 +22,10 @@ struct VectorNeon {
   static QGEMM_INLINE Float load(const float* p) { return vld1q_f32(p); }
   static QGEMM_INLINE void store(int32_t* p, Int v) { vst1q_s32(p, v); }
   static QGEMM_INLINE void store(float* p, Float v) { vst1q_f32(p, v); }
-  using Live = int;  // lanes 0..4 (whole vectors take the plain load and store)
-  static QGEMM_INLINE Live live(int n) { return n < 0 ? 0 : n > kLanes ? kLanes : n; }
-  static QGEMM_INLINE Int load_live(const int32_t* p, Live n) {
-    if (n == kLanes) return vld1q_s32(p);
-    int32_t tmp[kLanes] = {};
-    std::memcpy(tmp, p, n * sizeof(int32_t));
-    return vld1q_s32(tmp);
-  }
-  static QGEMM_INLINE void store_live(int32_t* p, Int v, Live n) {
-    if (n == kLanes) return vst1q_s32(p, v);
-    int32_t tmp[kLanes];
-    vst1q_s32(tmp, v);
-    std::memcpy(p, tmp, n * sizeof(int32_t));
-  }
+  using Live = int;  // lanes 0..4 (live_by_copy.h)
+  static QGEMM_INLINE Live live(int n) { return live_count<VectorNeon>(n); }
+  static QGEMM_INLINE Int load_live(const int32_t* p, Live n) { return load_live_by_copy<VectorNeon>(p, n); }
+  static QGEMM_INLINE void store_live(int32_t* p, Int v, Live n) { store_live_by_copy<VectorNeon>(p, v, n); }
   template <int NV>
   static QGEMM_INLINE void store_bytes(uint8_t* p, const Int (&q)[NV], const Live (&live)[NV], bool u8) {
     static_assert(NV % 2 == 0, "rows narrow to bytes 8 lanes at a time");
