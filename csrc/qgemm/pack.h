@@ -34,6 +34,13 @@ struct ByteMatrix {
 // panels then come from the buffer pool, which spares every call the page
 // faults of fresh memory.
 PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use = false);
+// Rows [k_begin, k_end) of the panel of B whose first column is j0 into
+// `panel` (that panel's packed storage, row 0 at its start), with the given
+// packing loops; k_begin a multiple of kr, k_end too unless it is B's last
+// row (the zero-padded last group). Adds the column sums of stored values
+// into sums[0..nr) and raises *max_abs to the largest |stored value|.
+void pack_b_panel_rows(const ByteMatrix& b, size_t j0, size_t k_begin, size_t k_end, int nr, int kr,
+                       const Packers& packers, int8_t* panel, int32_t* sums, int* max_abs);
 // Packs rows [0, m) (m <= mr) and columns [k0, k0 + kc) of A into dst and adds
 // each row's sum of stored values into rowsum[0..m). row_ptr[i] is row i.
 // Stored as int16 (a_bytes 2), int8 (u8 flipped) or uint8 (a_unsigned: s8 flipped).
