@@ -295,18 +295,20 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
 
 namespace {
 
-// A plain B (gemm_plain_b): each task owns kPlainNc columns and packs them
-// kPlainKc rows at a time into its own scratch, then runs every row of A on
-// that block while it is in L2. The source rows are then read kPlainNc bytes
-// at a time (whole cache lines; a narrower strip over all of K touched one
-// page per row and measured slower), and B is never written to memory whole.
+// A plain B (gemm_plain_b): each task owns kPlainNc columns and walks them
+// kPlainKc rows at a time, panel by panel: it packs one panel of the block
+// into its own scratch (L1-sized) and at once runs every row of A on it, so
+// that the memory-bound packing and the compute-bound tiles overlap and B is
+// never written to memory whole. Neighbouring panels read the rest of the
+// source's cache lines while they are still cached (a strip of 64 columns
+// over all of K instead touched one page per row and measured slower).
 constexpr size_t kPlainKc = 512;
 constexpr size_t kPlainNc = 256;
 constexpr size_t kPlainMaxABytes = size_t(4) << 20;    // A is packed whole, once, for all tasks
 constexpr size_t kPlainMaxPartials = size_t(1) << 20;  // a slot's int32 partials (outputs other than int32)
 
 struct PlainBScratch {
-  int8_t* b_block;    // the task's panels for one K block: [panels][kc][nr]
+  int8_t* b_panel;    // one panel of one K block: [kc][nr]
   int32_t* colsum;    // [nc] column sums of stored values, over the K blocks so far
   int32_t* col_term;  // [nc] za * colsum - bias, for the last K block
   int32_t* partials;  // [rows][nc] int32 sums across K blocks, when C cannot hold them (else null)
@@ -320,7 +322,7 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const uint8_t* 
   const size_t K = plan.a.k, N = bm.cols, mr = kern.mr, nr = kern.nr, kr = kern.kr;
   const size_t rows = plan.a.batch * plan.a.m, row_tiles = (rows + mr - 1) / mr;
   const size_t panels = (ncols + nr - 1) / nr;
-  const Packers& packers = baseline_packers();
+  const Packers& packers = fastest_packers();
   std::fill(s.colsum, s.colsum + nc, 0);
   std::fill(s.col_term, s.col_term + nc, 0);
   static const int32_t no_term[64] = {};  // every kernel's nr is at most 64
@@ -329,19 +331,21 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const uint8_t* 
     const bool final = k0 + kc == K;
     const ByteMatrix rows_k{bm.data + static_cast<ptrdiff_t>(k0) * bm.row_stride, kc, N, bm.row_stride,
                             bm.col_stride, bm.is_u8};
-    int max_abs = 0;  // unused: this path runs kernels with no range proof
-    for (size_t q = 0; q < panels; ++q)
-      pack_b_panel_rows(rows_k, n0 + q * nr, 0, kc, static_cast<int>(nr), static_cast<int>(kr), packers,
-                        s.b_block + q * kc_padded * nr, s.colsum + q * nr, &max_abs);
-    if (final)
-      for (size_t j = 0; j < ncols; ++j)
-        s.col_term[j] = wrap_sub(wrap_mul(plan.za_stored, s.colsum[j]), plan.out.bias ? plan.out.bias[n0 + j] : 0);
     const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
     const size_t tile_bytes = kc_padded * mr * kern.a_bytes;
     const uint8_t* a_block = a_pack + k0 * row_tiles * mr * kern.a_bytes;
     for (size_t q = 0; q < panels; ++q) {
+      // Pack the panel, then run every row on it at once: the memory-bound
+      // packing and the compute-bound tiles overlap, and the panel is in L1.
       const size_t j0 = n0 + q * nr;
       const int n = static_cast<int>(std::min(nr, N - j0));
+      int8_t* b_panel = s.b_panel;
+      int max_abs = 0;  // unused: this path runs kernels with no range proof
+      pack_b_panel_rows(rows_k, j0, 0, kc, static_cast<int>(nr), static_cast<int>(kr), packers, b_panel,
+                        s.colsum + q * nr, &max_abs);
+      if (final)
+        for (size_t j = q * nr; j < std::min(ncols, q * nr + nr); ++j)
+          s.col_term[j] = wrap_sub(wrap_mul(plan.za_stored, s.colsum[j]), plan.out.bias ? plan.out.bias[n0 + j] : 0);
       EpilogueParams ep{};
       ep.col_term = s.col_term + q * nr;
       ep.col_zb = at_or_null(plan.col_zb, j0);
@@ -363,7 +367,6 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const uint8_t* 
         ep.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
         uint8_t* c = static_cast<uint8_t*>(plan.out.data) + (t * mr * plan.out.ldc + j0) * plan.out_bytes;
         const uint8_t* a_tile = a_block + t * tile_bytes;
-        const int8_t* b_panel = s.b_block + q * kc_padded * nr;
         if (!s.partials) {
           kern.micro(kc_padded / kr, a_tile, b_panel, c, plan.out.ldc, m, n, flags, &ep);
           continue;
@@ -420,7 +423,7 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   // A whole with its row sums and terms, then one block of B per slot.
   const size_t slots = parallel ? std::min(threads, tasks) : 1;
   const size_t a_bytes = round_up(a_total, 64), sums_bytes = round_up(row_tiles * mr * sizeof(int32_t), 64);
-  const size_t block_bytes = round_up(kc * nc, 64), cols_bytes = round_up(nc * sizeof(int32_t), 64);
+  const size_t block_bytes = round_up(kc * nr, 64), cols_bytes = round_up(nc * sizeof(int32_t), 64);
   const size_t partial_bytes = partials ? round_up(row_tiles * mr * nc * sizeof(int32_t), 64) : 0;
   const size_t slot_bytes = block_bytes + 2 * cols_bytes + partial_bytes;
   const ScratchBuffer scratch(a_bytes + 2 * sums_bytes + slots * slot_bytes);

@@ -101,6 +101,13 @@ struct Packers {
 // The packing loops of this build's baseline ISA (SSE2 on x86-64, NEON on
 // AArch64, none elsewhere): every kernel's packed formats are built with them.
 const Packers& baseline_packers();
+#if defined(QGEMM_HAVE_AVX2)
+// The baseline's loops with B's on AVX2 (kernels/avx2/pack_avx2.cpp).
+const Packers& avx2_packers();
+#endif
+// The fastest table this CPU runs: what pack_b and gemm_plain_b use (the
+// packed bytes are the same with every table).
+const Packers& fastest_packers();
 
 struct Kernels {
   const char* isa;

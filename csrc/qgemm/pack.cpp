@@ -5,9 +5,17 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "qgemm/cpu.h"
 #include "qgemm/thread_pool.h"
 
 namespace qgemm {
+
+const Packers& fastest_packers() {
+#if defined(QGEMM_HAVE_AVX2)
+  if (cpu_features().avx2) return avx2_packers();
+#endif
+  return baseline_packers();
+}
 
 namespace {
 
@@ -37,16 +45,16 @@ void pack_b_panel_rows(const ByteMatrix& b, size_t j0, size_t k_begin, size_t k_
                        const Packers& packers, int8_t* panel, int32_t* sums, int* max_abs) {
   int8_t* dst = panel + k_begin * nr;
   const size_t k_padded_end = (k_end + kr - 1) / kr * kr;
-  std::memset(dst, 0, (k_padded_end - k_begin) * nr);
   const int width = static_cast<int>(std::min<size_t>(nr, b.cols - j0));
-  size_t k_done = k_begin;  // rows [k_begin, k_done) x columns [0, j_done) packed by vectors
-  int j_done = 0;
-  if (packers.b_block && b.col_stride == 1 && (kr == 2 || kr == 4)) {
-    j_done = width / 16 * 16;
-    k_done = k_begin + (k_end - k_begin) / kr * kr;
+  const bool vectors = packers.b_block && b.col_stride == 1 && (kr == 2 || kr == 4);
+  // rows [k_begin, k_done) x columns [0, j_done) packed by vectors
+  const size_t k_done = vectors ? k_begin + (k_end - k_begin) / kr * kr : k_begin;
+  const int j_done = vectors ? width / 16 * 16 : 0;
+  // Zero padding, unless the vectors write every byte (as wide as B's own bytes).
+  if (j_done < nr || k_done < k_padded_end) std::memset(dst, 0, (k_padded_end - k_begin) * nr);
+  if (vectors)
     packers.b_block(b.data + static_cast<ptrdiff_t>(k_begin) * b.row_stride + j0, b.row_stride,
                     k_done - k_begin, j_done, kr, nr, b.is_u8 ? 0x80 : 0, dst, sums, max_abs);
-  }
   pack_b_bytes(b, j0, k_begin, k_done, j_done, width, nr, kr, panel, sums, max_abs);
   pack_b_bytes(b, j0, k_done, k_end, 0, width, nr, kr, panel, sums, max_abs);
 }
@@ -63,7 +71,7 @@ PackedB pack_b(const ByteMatrix& b, int nr, int kr, bool single_use) {
   p.is_u8 = b.is_u8;
   allocate_panels(p);
   p.colsum.assign(p.panels * nr, 0);
-  const Packers& packers = baseline_packers();
+  const Packers& packers = fastest_packers();
   auto pack_panel_rows = [&](size_t panel, size_t k_begin, size_t k_end, int* max_abs) {
     pack_b_panel_rows(b, panel * nr, k_begin, k_end, nr, kr, packers, p.data.get() + panel * p.k_padded * nr,
                       p.colsum.data() + panel * nr, max_abs);
