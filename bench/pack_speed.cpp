@@ -1,7 +1,10 @@
 // Packing speed of B against a plain memcpy of the same bytes, one thread:
 // every packing table this CPU runs (Packers, kernels.h), on a k x n int8 B
 // with unit column stride, destination and source touched before timing.
-// Usage: bench_pack [k n [tile nr kr]]  (default 4096 4096, nr 32, kr 4)
+// Usage: bench_pack [k n [nr kr]]  (default 4096 4096, nr 32, kr 4); the
+// environment variables KC and NC set the block of the second measurement
+// (default 512 rows x 256 columns, as gemm_plain_b).
+// Built with the C++ tests: build/dev/bench_pack.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -57,11 +60,12 @@ int main(int argc, char** argv) {
     });
     std::printf("  pack_b %-10s %6.1f GB/s  (whole B, as qgemm.pack)\n", t.name, gb / s);
   }
-  // As gemm_plain_b walks B: blocks of 512 rows x 256 columns into one
-  // scratch block that stays in cache (column by column, then down K).
-  const size_t kc = getenv("KC") ? std::strtoul(getenv("KC"), nullptr, 10) : 512;
-  const size_t nc = (getenv("NC") ? std::strtoul(getenv("NC"), nullptr, 10) : 256) / nr * nr;
-  std::vector<int8_t> block(kc * nc);
+  // As gemm_plain_b walks B: the panels of a block of 512 rows x 256
+  // columns one after the other into one scratch panel that stays in L1,
+  // then the next block down K.
+  const size_t kc = std::getenv("KC") ? std::strtoul(std::getenv("KC"), nullptr, 10) : 512;
+  const size_t nc = (std::getenv("NC") ? std::strtoul(std::getenv("NC"), nullptr, 10) : 256) / nr * nr;
+  std::vector<int8_t> block(kc * nr);
   for (const Table& t : tables) {
     const double s = best_seconds([&] {
       int max_abs = 0;
@@ -71,10 +75,11 @@ int main(int argc, char** argv) {
           const size_t rows = std::min(kc, k - k0);
           const ByteMatrix part{src.data() + k0 * n, rows, n, static_cast<ptrdiff_t>(n), 1, false};
           for (size_t j = n0; j < std::min(n, n0 + nc); j += nr)
-            pack_b_panel_rows(part, j, 0, rows, nr, kr, *t.p, block.data() + (j - n0) * kc, sums.data() + j, &max_abs);
+            pack_b_panel_rows(part, j, 0, rows, nr, kr, *t.p, block.data(), sums.data() + j, &max_abs);
         }
     });
-    std::printf("  pack_b %-10s %6.1f GB/s  (512 x 256 blocks into scratch, as a plain B to matmul)\n", t.name, gb / s);
+    std::printf("  pack_b %-10s %6.1f GB/s  (%zu x %zu blocks, one panel of scratch: as a plain B to matmul)\n", t.name, gb / s,
+                kc, nc);
   }
   return 0;
 }

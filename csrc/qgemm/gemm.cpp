@@ -394,8 +394,11 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   const size_t k_rounded = round_up(K, kr), row_tiles = (rows + mr - 1) / mr;
   const size_t threads = static_cast<size_t>(get_num_threads());
   const bool parallel = threads > 1 && rows * N * K >= kMinParallelMacs;
+  // Columns per task: up to kTasksPerThread tasks per thread (taken
+  // dynamically, as in gemm()), each at least a 64-byte line of every row.
   size_t nc = std::max(nr, kPlainNc / nr * nr);
-  if (parallel) nc = std::min(nc, round_up((N + threads - 1) / threads, nr));
+  if (parallel)
+    nc = std::min(nc, std::max(round_up(64, nr), round_up((N + threads * kTasksPerThread - 1) / (threads * kTasksPerThread), nr)));
   const size_t tasks = (N + nc - 1) / nc;
   const size_t kc = std::min(std::max(kr, kPlainKc / kr * kr), k_rounded);
   const bool partials = out.kind != OutputKind::int32 && kc < k_rounded;

@@ -51,7 +51,8 @@ void pack_b_panel_rows(const ByteMatrix& b, size_t j0, size_t k_begin, size_t k_
   const size_t k_done = vectors ? k_begin + (k_end - k_begin) / kr * kr : k_begin;
   const int j_done = vectors ? width / 16 * 16 : 0;
   // Zero padding, unless the vectors write every byte (as wide as B's own bytes).
-  if (j_done < nr || k_done < k_padded_end) std::memset(dst, 0, (k_padded_end - k_begin) * nr);
+  if (k_padded_end > k_begin && (j_done < nr || k_done < k_padded_end))
+    std::memset(dst, 0, (k_padded_end - k_begin) * nr);
   if (vectors)
     packers.b_block(b.data + static_cast<ptrdiff_t>(k_begin) * b.row_stride + j0, b.row_stride,
                     k_done - k_begin, j_done, kr, nr, b.is_u8 ? 0x80 : 0, dst, sums, max_abs);
