@@ -1,7 +1,10 @@
 #include "qgemm/gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <memory>
+#include <thread>
 #include <vector>
 
 #include "qgemm/buffer_pool.h"
@@ -434,10 +437,15 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   int32_t* rowsum = reinterpret_cast<int32_t*>(a_pack + a_bytes);
   int32_t* row_term = reinterpret_cast<int32_t*>(a_pack + a_bytes + sums_bytes);
   std::fill(rowsum, rowsum + row_tiles * mr, 0);
-  // A, every K block, tiles split across the threads.
-  const size_t a_tasks = parallel ? std::min(threads, row_tiles) : 1;
-  parallel_for(a_tasks, [&](size_t t) {
-    const size_t t0 = row_tiles * t / a_tasks, t1 = row_tiles * (t + 1) / a_tasks;
+  // A, every K block, in chunks of row tiles that the column tasks pack
+  // first, each chunk by whichever task claims it; a task then waits for the
+  // chunks others claimed. One parallel region, not two: on a busy machine a
+  // second thread woken twice per call joined too late for small calls.
+  const size_t a_chunks = parallel ? std::min(threads, row_tiles) : 1;
+  const std::unique_ptr<std::atomic<int>[]> a_state(new std::atomic<int>[a_chunks]);  // 0 free, 1 packing, 2 packed
+  for (size_t c = 0; c < a_chunks; ++c) a_state[c].store(0, std::memory_order_relaxed);
+  auto pack_a_chunk = [&](size_t c) {
+    const size_t t0 = row_tiles * c / a_chunks, t1 = row_tiles * (c + 1) / a_chunks;
     if (t0 == t1) return;
     const size_t m0 = t0 * mr, mc = std::min(rows, t1 * mr) - m0;
     for (size_t k0 = 0; k0 < K; k0 += kc) {
@@ -446,12 +454,26 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
       pack_a_block(plan, m0, mc, k0, kcb, dst, rowsum + m0);
     }
     row_terms(plan, rowsum + m0, m0, mc, row_term + m0);
-  });
+  };
+  auto ensure_a_packed = [&] {
+    for (size_t c = 0; c < a_chunks; ++c) {
+      int expected = 0;
+      if (a_state[c].load(std::memory_order_relaxed) == 0 &&
+          a_state[c].compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        pack_a_chunk(c);
+        a_state[c].store(2, std::memory_order_release);
+      }
+    }
+    // Every chunk is claimed now, by a thread that packs it before it waits.
+    for (size_t c = 0; c < a_chunks; ++c)
+      while (a_state[c].load(std::memory_order_acquire) != 2) std::this_thread::yield();
+  };
   parallel_for(tasks, slots, [&](size_t t, size_t slot) {
     uint8_t* base = scratch.as<uint8_t>() + a_bytes + 2 * sums_bytes + slot * slot_bytes;
     const PlainBScratch s{reinterpret_cast<int8_t*>(base), reinterpret_cast<int32_t*>(base + block_bytes),
                           reinterpret_cast<int32_t*>(base + block_bytes + cols_bytes),
                           partials ? reinterpret_cast<int32_t*>(base + block_bytes + 2 * cols_bytes) : nullptr};
+    ensure_a_packed();
     const size_t n0 = t * nc;
     run_plain_b_columns(plan, bm, a_pack, row_term, s, n0, std::min(nc, N - n0), nc);
   });
