@@ -32,7 +32,7 @@ from . import _checks, _memory, _packed_file, _qgemm
 from .gemm import PackedMatrix, pack
 from .observers import MinMax, Observer
 from .quantization import QParams, _check_bits, choose_qparams, quantize
-from .requant import Activation, _activation_bounds, qlinear_matmul
+from .requant import Activation, _real_clamp, qlinear_matmul
 
 
 _LINEAR_STATE = "qgemm.nn.Linear state_dict, npz"  # the extra bytes of a Linear's file
@@ -85,8 +85,9 @@ class Linear:
         self._packed: PackedMatrix = packed if packed is not None else pack(w.T, weight_qparams.zero_point)
         self._w_scale = np.broadcast_to(np.asarray(weight_qparams.scale, np.float32),
                                         (self.out_features,)).copy()
-        # Dynamic mode's output stage, minus the per-call activation scale.
-        self._fmin, self._fmax = _activation_bounds(activation, None, 0, 0, 0, quantized=False)
+        # Dynamic mode's weights, bias and activation clamp, held by the core.
+        self._dynamic = _qgemm.DynamicLinear(self._packed._packed, self._packed._zero_point, self._w_scale,
+                                             self.bias, *_real_clamp(activation))
 
     @property
     def weight_q(self) -> np.ndarray:
@@ -159,8 +160,7 @@ class Linear:
         # A range with infinity, too wide for float32, or with no number at all
         # (a row or batch of NaN) is a ValueError raised by the call.
         if y.size:
-            _qgemm.linear_dynamic(x2, self._packed._packed, self._packed._zero_point, self._w_scale,
-                                  self.bias, self._fmin, self._fmax, y, self.per_token, self.act_bits)
+            self._dynamic.forward(x2, y, self.per_token, self.act_bits)
         return y.reshape(xf.shape[:-1] + (self.out_features,))
 
     forward = __call__
