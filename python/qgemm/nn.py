@@ -75,9 +75,9 @@ class Linear:
                                  f"weight_qparams say {weight_qparams.dtype} with {weight_qparams.zero_point!r}")
         self._weight_q = w
         self.weight_qparams = weight_qparams
-        self.bias = None if bias is None else _checks.float_array(bias, "bias").astype(np.float32)
-        if self.bias is not None and self.bias.shape != (self.out_features,):
-            raise ValueError(f"bias must have shape ({self.out_features},), got {self.bias.shape}")
+        self._bias = None if bias is None else _checks.float_array(bias, "bias").astype(np.float32)
+        if self._bias is not None and self._bias.shape != (self.out_features,):
+            raise ValueError(f"bias must have shape ({self.out_features},), got {self._bias.shape}")
         self.activation = activation
         self.input_qparams: Optional[QParams] = None
         self.output_qparams: Optional[QParams] = None
@@ -87,7 +87,13 @@ class Linear:
                                         (self.out_features,)).copy()
         # Dynamic mode's weights, bias and activation clamp, held by the core.
         self._dynamic = _qgemm.DynamicLinear(self._packed._packed, self._packed._zero_point, self._w_scale,
-                                             self.bias, *_real_clamp(activation))
+                                             self._bias, *_real_clamp(activation))
+
+    @property
+    def bias(self) -> Optional[np.ndarray]:
+        """The float32 bias (out_features,), or None. Set at construction, like the
+        weights (the native layer holds both); ``load_state_dict`` replaces it."""
+        return self._bias
 
     @property
     def weight_q(self) -> np.ndarray:
@@ -251,13 +257,16 @@ class Linear:
         return lin._load_static_qparams(d)
 
     def load_state_dict(self, d: Dict[str, Any]) -> "Linear":
-        """Loads static parameters and the dynamic scheme (weights and activation
-        are replaced when they differ)."""
+        """Loads static parameters and the dynamic scheme (weights, bias and
+        activation are replaced when they differ)."""
         activation = _saved_activation(d) if "activation" in d else self.activation
         w = d["weight_q"]
         same_weights = w is self._packed or (not isinstance(w, PackedMatrix)
                                              and np.array_equal(np.asarray(w), self.weight_q))
-        if not same_weights or activation != self.activation:
+        bias = d.get("bias")
+        same_bias = (bias is None and self._bias is None) or (
+            bias is not None and self._bias is not None and np.array_equal(np.asarray(bias, np.float32), self._bias))
+        if not same_weights or not same_bias or activation != self.activation:
             fresh = Linear.from_state_dict({k: v for k, v in d.items() if not k.startswith(("input", "output"))},
                                            activation)
             self.__dict__.update(fresh.__dict__)
