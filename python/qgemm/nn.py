@@ -28,8 +28,8 @@ from typing import Any, Dict, Iterable, Optional, Union
 
 import numpy as np
 
-from . import _checks, _memory, _packed_file, _qgemm
-from .gemm import PackedMatrix, pack
+from . import _checks, _memory, _qgemm
+from .gemm import PackedMatrix, native_operand, pack, read_packed_file, write_packed_file
 from .observers import MinMax, Observer
 from .quantization import QParams, _check_bits, choose_qparams, quantize
 from .requant import Activation, _real_clamp, qlinear_matmul
@@ -86,8 +86,8 @@ class Linear:
         self._w_scale = np.broadcast_to(np.asarray(weight_qparams.scale, np.float32),
                                         (self.out_features,)).copy()
         # Dynamic mode's weights, bias and activation clamp, held by the core.
-        self._dynamic = _qgemm.DynamicLinear(self._packed._packed, self._packed._zero_point, self._w_scale,
-                                             self._bias, *_real_clamp(activation))
+        self._dynamic = _qgemm.DynamicLinear(*native_operand(self._packed), self._w_scale, self._bias,
+                                             *_real_clamp(activation))
 
     @property
     def bias(self) -> Optional[np.ndarray]:
@@ -183,7 +183,7 @@ class Linear:
             xb = _checks.float_array(batch, "batch").astype(np.float32, copy=False)
             obs_in.update(xb)
             obs_out.update(self(xb))
-        if obs_in._channels is None:
+        if not obs_in.has_data:
             raise ValueError("calibrate needs at least one batch")
         return self.set_static(obs_in.qparams(dtype), obs_out.qparams(dtype))
 
@@ -291,15 +291,14 @@ class Linear:
         state = {k: v for k, v in self.state_dict().items() if k != "weight_q"}
         buf = io.BytesIO()
         np.savez(buf, **state)
-        _packed_file.write(path, self._packed._packed, self._packed.dtype.name, self._packed.zero_point,
-                           extra=buf.getvalue(), extra_kind=_LINEAR_STATE)
+        write_packed_file(path, self._packed, extra=buf.getvalue(), extra_kind=_LINEAR_STATE)
 
     @classmethod
     def load(cls, path: Union[str, "os.PathLike[str]"], mmap: bool = True, verify: bool = False) -> "Linear":
         """The layer :meth:`save` wrote. The packed weights are memory-mapped (or
         repacked for another CPU, or read with ``mmap=False``) exactly as
         :func:`qgemm.load_packed` does; the rest goes through :meth:`from_state_dict`."""
-        f = _packed_file.read(path, mmap=mmap, verify=verify, repack=True)
+        weights, f = read_packed_file(path, mmap=mmap, verify=verify, repack=True)
         if f.extra_kind != _LINEAR_STATE:
             raise ValueError(f"{os.fspath(path)!r} holds a packed matrix, not a Linear layer "
                              "(load it with qgemm.load_packed)")
@@ -308,7 +307,7 @@ class Linear:
                 state: Dict[str, Any] = {k: z[k] for k in z.files}
         except ValueError as e:  # the header checksum passed, so this is not damage but a foreign writer
             raise ValueError(f"cannot load the Linear state in {os.fspath(path)!r}: {e}") from None
-        state["weight_q"] = PackedMatrix._from_native(f.packed, f.dtype, f.zero_point)
+        state["weight_q"] = weights
         return cls.from_state_dict(state)
 
     def __repr__(self) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from . import _checks, _out, _qgemm
-from .gemm import PackedMatrix, RuntimeBatch, as_packed, is_runtime_batch
+from .gemm import PackedMatrix, RuntimeBatch, as_packed, is_runtime_batch, native_operand
 
 Activation = Union[None, str, Tuple[float, float]]
 
@@ -173,7 +173,7 @@ def qlinear_matmul(a: Any, a_scale: Any, a_zero_point: Any, b: Union[Any, Packed
     rows = a3.shape[0] * a3.shape[1]
     c = _out.buffer(out, shape, np.dtype(out_name), a3, za_rows)  # params are the core's copies
     if rows and n:
-        _qgemm.gemm(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n), params, za_rows)
+        _qgemm.gemm(a3, za, *native_operand(packed), c.reshape(rows, n), params, za_rows)
     return _out.result(out, c)
 
 
