@@ -45,7 +45,7 @@ def heavy_tailed(rng, n=200_000):
 # Entropy is not in this test: on this data TensorRT's criterion keeps part of the
 # tail (piling 20 outliers into the last bin diverges more than merging the
 # bulk's bins); test_entropy_matches_an_independent_tensorrt_implementation
-# checks it against an independent version.
+# (below) checks it against an independent version.
 @pytest.mark.parametrize("cls", [ob.Percentile])
 def test_clipping_observers_clip_outliers(rng, cls):
     x = heavy_tailed(rng)
@@ -95,7 +95,6 @@ def test_observer_per_channel_and_errors(rng):
         ob.MinMax().qparams()
     with pytest.raises(TypeError, match="x"):
         ob.MinMax().update(np.zeros(3, np.int8))
-
 
 
 def tensorrt_entropy_threshold(mag, bin_width, levels, candidates):
