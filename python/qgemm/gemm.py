@@ -140,10 +140,13 @@ def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) ->
     was packed with), else ``b`` packed for this one call."""
     if isinstance(b, PackedMatrix):
         if b_zero_point is not None:
-            n = b.shape[1]
-            given = np.asarray(b_zero_point)
-            same = given.ndim <= 1 and given.size in (1, n) and np.array_equal(
-                np.broadcast_to(given, (n,)), np.broadcast_to(b._zero_point, (n,)))
+            n, packed_zp = b.shape[1], b._zero_point
+            if isinstance(b_zero_point, (int, np.integer)) and packed_zp.size == 1:  # no NumPy calls: ~5 us
+                same = b_zero_point == packed_zp[0]
+            else:
+                given = np.asarray(b_zero_point)
+                same = given.ndim <= 1 and given.size in (1, n) and np.array_equal(
+                    np.broadcast_to(given, (n,)), np.broadcast_to(packed_zp, (n,)))
             if not same:
                 raise ValueError(f"b_zero_point={b_zero_point!r} differs from the zero point b was packed "
                                  f"with ({b.zero_point!r}); pass None or the same value")
