@@ -317,7 +317,7 @@ struct PlainBScratch {
   int32_t* partials;  // [rows][nc] int32 sums across K blocks, when C cannot hold them (else null)
 };
 
-// Columns [n0, n0 + ncols) of C, all rows: B packed here block by block, A
+// Columns [n0, n0 + ncols) of C, all rows: B packed here panel by panel, A
 // already packed whole (K block k0's tiles at a_pack + k0 * rows_padded).
 void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const uint8_t* a_pack, const int32_t* row_term,
                          const PlainBScratch& s, size_t n0, size_t ncols, size_t nc) {
@@ -400,8 +400,10 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   // Columns per task: up to kTasksPerThread tasks per thread (taken
   // dynamically, as in gemm()), each at least a 64-byte line of every row.
   size_t nc = std::max(nr, kPlainNc / nr * nr);
-  if (parallel)
-    nc = std::min(nc, std::max(round_up(64, nr), round_up((N + threads * kTasksPerThread - 1) / (threads * kTasksPerThread), nr)));
+  if (parallel) {
+    const size_t most_tasks = threads * kTasksPerThread;
+    nc = std::min(nc, std::max(round_up(64, nr), round_up((N + most_tasks - 1) / most_tasks, nr)));
+  }
   const size_t tasks = (N + nc - 1) / nc;
   const size_t kc = std::min(std::max(kr, kPlainKc / kr * kr), k_rounded);
   const bool partials = out.kind != OutputKind::int32 && kc < k_rounded;
@@ -426,7 +428,8 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   Plan plan{kern, a, shape, out, output_element_bytes(out.kind), kc, rows, 0, {}, {}, {}, {}};
   set_zero_points(plan, za, zb, zb_per_column, shape.panels * nr);
   // Scratch, all allocated here (a failed allocation raises in the caller):
-  // A whole with its row sums and terms, then one block of B per slot.
+  // A whole with its row sums and terms, then per slot one panel of B, the
+  // task's column sums and terms, and its int32 partials if needed.
   const size_t slots = parallel ? std::min(threads, tasks) : 1;
   const size_t a_bytes = round_up(a_total, 64), sums_bytes = round_up(row_tiles * mr * sizeof(int32_t), 64);
   const size_t block_bytes = round_up(kc * nr, 64), cols_bytes = round_up(nc * sizeof(int32_t), 64);
