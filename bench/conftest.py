@@ -9,8 +9,15 @@ against an int64 NumPy computation), so a fast wrong answer fails.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
+
+# The exact references live with the tests (tests/reference.py): one copy for both.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from reference import exact_matmul, rand_q  # noqa: E402
 
 
 @pytest.fixture
@@ -20,10 +27,7 @@ def rng():
 
 @pytest.fixture
 def rand_int(rng):
-    def make(shape, dtype):
-        info = np.iinfo(dtype)
-        return rng.integers(info.min, info.max + 1, size=shape, dtype=np.int32).astype(dtype)
-    return make
+    return lambda shape, dtype: rand_q(rng, shape, dtype)
 
 
 @pytest.fixture
@@ -33,6 +37,5 @@ def check_rows():
     def check(c, a, b, a_zero_point=0, rows=4):
         m = a.shape[0]
         idx = sorted({*range(min(rows, m)), *range(max(m - rows, 0), m)})
-        ref = (a[idx].astype(np.int64) - a_zero_point) @ b.astype(np.int64)
-        np.testing.assert_array_equal(c[idx], ref)
+        np.testing.assert_array_equal(c[idx], exact_matmul(a[idx], b, a_zero_point))
     return check

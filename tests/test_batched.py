@@ -8,21 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qgemm
-from peers import run_onnx_node
-
-QR = {np.int8: (-128, 127), np.uint8: (0, 255)}
-
-
-def rand(rng, shape, dtype):
-    lo, hi = QR[dtype]
-    return rng.integers(lo, hi + 1, shape).astype(dtype)
-
-
-def reference(a, b, za=0, zb=0):
-    za = np.asarray(za, np.int64)
-    if za.ndim:  # one per row of a: broadcast along K
-        za = za[..., None]
-    return np.matmul(a.astype(np.int64) - za, b.astype(np.int64) - np.asarray(zb, np.int64))
+from reference import QR, exact_matmul, rand_q, run_onnx_node
 
 
 SHAPES = [
@@ -42,38 +28,38 @@ SHAPES = [
 @pytest.mark.parametrize("adt,bdt", [(np.int8, np.int8), (np.uint8, np.int8), (np.uint8, np.uint8),
                                      (np.int8, np.uint8)])
 def test_batched_matmul_is_exact_and_broadcasts_like_numpy(rng, ashape, bshape, adt, bdt):
-    a, b = rand(rng, ashape, adt), rand(rng, bshape, bdt)
+    a, b = rand_q(rng, ashape, adt), rand_q(rng, bshape, bdt)
     za = int(rng.integers(*QR[adt]))
     zb = int(rng.integers(*QR[bdt]))
     c = qgemm.matmul(a, b, za, zb)
-    expect = reference(a, b, za, zb)
+    expect = exact_matmul(a, b, za, zb)
     assert c.dtype == np.int32 and c.shape == expect.shape
     np.testing.assert_array_equal(c, expect)
 
 
 def test_batched_zero_points_per_row_and_per_column(rng):
-    a = rand(rng, (2, 3, 9, 50), np.uint8)
-    b = rand(rng, (3, 50, 11), np.int8)
+    a = rand_q(rng, (2, 3, 9, 50), np.uint8)
+    b = rand_q(rng, (3, 50, 11), np.int8)
     za = rng.integers(0, 256, (2, 3, 9)).astype(np.int32)    # one per row of a
     zb = rng.integers(-128, 128, 11).astype(np.int32)       # one per column, every item
-    np.testing.assert_array_equal(qgemm.matmul(a, b, za, zb), reference(a, b, za, zb))
+    np.testing.assert_array_equal(qgemm.matmul(a, b, za, zb), exact_matmul(a, b, za, zb))
     # a broadcast over b's items: its per-row zero points go with it
     a2, za2 = a[0, 0], za[0, 0]
-    np.testing.assert_array_equal(qgemm.matmul(a2, b, za2, zb), reference(a2, b, za2, zb))
+    np.testing.assert_array_equal(qgemm.matmul(a2, b, za2, zb), exact_matmul(a2, b, za2, zb))
 
 
 def test_batched_operands_take_any_strides(rng):
-    base_a = rand(rng, (4, 20, 70), np.int8)
-    base_b = rand(rng, (4, 80, 30), np.uint8)
+    base_a = rand_q(rng, (4, 20, 70), np.int8)
+    base_b = rand_q(rng, (4, 80, 30), np.uint8)
     a = base_a[::-1, ::2, 3:67]        # negative batch stride, row step, offset
     b = np.swapaxes(base_b, 1, 2)[:, :, 5:69][..., ::-1].transpose(0, 2, 1)[:, :, :25]  # K x N, odd strides
     assert a.shape[-1] == b.shape[-2]
-    np.testing.assert_array_equal(qgemm.matmul(a, b, 1, 2), reference(a, b, 1, 2))
+    np.testing.assert_array_equal(qgemm.matmul(a, b, 1, 2), exact_matmul(a, b, 1, 2))
 
 
 def test_batched_equals_item_by_item_calls(rng):
-    a = rand(rng, (5, 33, 48), np.uint8)
-    b = rand(rng, (5, 48, 40), np.int8)
+    a = rand_q(rng, (5, 33, 48), np.uint8)
+    b = rand_q(rng, (5, 48, 40), np.int8)
     batched = qgemm.matmul(a, b, 7, -3)
     for i in range(5):
         np.testing.assert_array_equal(batched[i], qgemm.matmul(a[i], b[i], 7, -3))
@@ -88,8 +74,8 @@ def test_batched_equals_item_by_item_calls(rng):
 
 
 def test_batched_qlinear_matmul_per_row_activation_parameters(rng):
-    a = rand(rng, (3, 10, 32), np.uint8)
-    b = rand(rng, (3, 32, 16), np.int8)
+    a = rand_q(rng, (3, 10, 32), np.uint8)
+    b = rand_q(rng, (3, 32, 16), np.int8)
     sa = rng.uniform(0.01, 0.1, (3, 10)).astype(np.float32)
     za = rng.integers(0, 256, (3, 10)).astype(np.int32)
     y = qgemm.qlinear_matmul(a, sa, za, b, 0.02, 0, None, None, out_dtype="float32")
@@ -112,19 +98,19 @@ def test_property_batched_matmul(data):
             lb[-i] = la[-i]
     adt = data.draw(st.sampled_from([np.int8, np.uint8]))
     bdt = data.draw(st.sampled_from([np.int8, np.uint8]))
-    a, b = rand(rng, tuple(la) + (m, k), adt), rand(rng, tuple(lb) + (k, n), bdt)
+    a, b = rand_q(rng, tuple(la) + (m, k), adt), rand_q(rng, tuple(lb) + (k, n), bdt)
     za = int(rng.integers(*QR[adt]))
     zb = rng.integers(*QR[bdt], n).astype(np.int32) if data.draw(st.booleans()) else int(rng.integers(*QR[bdt]))
-    np.testing.assert_array_equal(qgemm.matmul(a, b, za, zb), reference(a, b, za, zb))
+    np.testing.assert_array_equal(qgemm.matmul(a, b, za, zb), exact_matmul(a, b, za, zb))
 
 
 def test_batched_matches_onnx_runtime_matmul_integer(rng):
     pytest.importorskip("onnxruntime")
     for adt in (np.uint8, np.int8):
-        a = rand(rng, (12, 32, 64), adt)
+        a = rand_q(rng, (12, 32, 64), adt)
         if adt == np.uint8:
             a = a // 2  # 7 bits: exact on every ONNX Runtime path
-        b = rand(rng, (12, 64, 48), np.int8)
+        b = rand_q(rng, (12, 64, 48), np.int8)
         za, zb = np.array(3, adt), np.array(-2, np.int8)
         ort = run_onnx_node("MatMulInteger", {"a": a, "b": b}, {"za": za, "zb": zb}, np.int32)
         np.testing.assert_array_equal(qgemm.matmul(a, b, int(za), int(zb)), ort)
@@ -147,8 +133,8 @@ def test_batched_bad_input():
 def test_batched_out_overlapping_an_operand(rng):
     buf = np.zeros(4 * 6 * 6, np.int32)
     a = buf.view(np.int8)[: 4 * 6 * 8].reshape(4, 6, 8)
-    a[...] = rand(rng, a.shape, np.int8)
-    b = rand(rng, (4, 8, 6), np.int8)
-    expect = reference(a, b)
+    a[...] = rand_q(rng, a.shape, np.int8)
+    b = rand_q(rng, (4, 8, 6), np.int8)
+    expect = exact_matmul(a, b)
     out = buf.reshape(4, 6, 6)
     np.testing.assert_array_equal(qgemm.matmul(a, b, out=out), expect)

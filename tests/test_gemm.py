@@ -8,20 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import qgemm
-from peers import ort_matmul_integer
-
-QR = {"int8": (-128, 127), "uint8": (0, 255)}
-
-
-def reference(a, b, za, zb):
-    """int64 NumPy reference, wrapped to int32 the way qgemm documents."""
-    c = (a.astype(np.int64) - za) @ (b.astype(np.int64) - np.asarray(zb, np.int64))
-    return c.astype(np.int32)  # wraps modulo 2**32 like qgemm past the int32 range
-
-
-def rand_q(rng, shape, dtype):
-    lo, hi = QR[dtype]
-    return rng.integers(lo, hi + 1, shape).astype(dtype)
+from reference import QR, exact_matmul, exact_matmul_int32, ort_matmul_integer, rand_q
 
 
 @pytest.mark.parametrize("adt", ["int8", "uint8"])
@@ -34,7 +21,7 @@ def test_all_dtype_pairs_exact(rng, adt, bdt, shape):
     zb = rand_q(rng, n, bdt).astype(np.int32)
     c = qgemm.matmul(a, b, za, zb)
     assert c.dtype == np.int32 and c.shape == (m, n)
-    np.testing.assert_array_equal(c, reference(a, b, za, zb))
+    np.testing.assert_array_equal(c, exact_matmul_int32(a, b, za, zb))
     packed = qgemm.pack(b, zb)
     np.testing.assert_array_equal(qgemm.matmul(a, packed, za), c)
 
@@ -50,7 +37,7 @@ def test_extremes_are_exact(adt, bdt, za, zb):
     a = np.full((3, k), QR[adt][0] if za > 0 else QR[adt][1], adt)
     b = np.full((k, 5), QR[bdt][0] if zb > 0 else QR[bdt][1], bdt)
     c = qgemm.matmul(a, b, za, zb)
-    want = (a.astype(np.int64) - za) @ (b.astype(np.int64) - zb)
+    want = exact_matmul(a, b, za, zb)
     assert np.abs(want).max() < 2**31
     np.testing.assert_array_equal(c, want)
 
@@ -67,7 +54,7 @@ def test_k_65536_int8_exact_and_wraps_past_int32(rng):
     assert true > 2**31 and (c == np.array([true], np.int64).astype(np.int32)[0]).all()
     r = rand_q(rng, (5, k), "uint8")
     w = rand_q(rng, (k, 7), "int8")
-    np.testing.assert_array_equal(qgemm.matmul(r, w, 3, -5), reference(r, w, 3, -5))
+    np.testing.assert_array_equal(qgemm.matmul(r, w, 3, -5), exact_matmul_int32(r, w, 3, -5))
 
 
 def test_strides_fortran_negative_and_misaligned(rng):
@@ -77,8 +64,8 @@ def test_strides_fortran_negative_and_misaligned(rng):
     raw = np.zeros(a.size + 1, np.uint8)[1:].view(np.int8).reshape(a.shape)  # misaligned buffer
     raw[...] = a
     for lhs in (a, raw, np.asfortranarray(a), a.T.copy().T):
-        np.testing.assert_array_equal(qgemm.matmul(lhs, b, 5, 17), reference(lhs, b, 5, 17))
-    np.testing.assert_array_equal(qgemm.matmul(a, b[:, ::-1], 5, 17), reference(a, b[:, ::-1], 5, 17))
+        np.testing.assert_array_equal(qgemm.matmul(lhs, b, 5, 17), exact_matmul_int32(lhs, b, 5, 17))
+    np.testing.assert_array_equal(qgemm.matmul(a, b[:, ::-1], 5, 17), exact_matmul_int32(a, b[:, ::-1], 5, 17))
 
 
 def test_batches_like_np_matmul(rng):
@@ -86,23 +73,23 @@ def test_batches_like_np_matmul(rng):
     b = rand_q(rng, (40, 11), "int8")
     c = qgemm.matmul(a, b, 7, 2)
     assert c.shape == (2, 3, 9, 11)
-    np.testing.assert_array_equal(c, reference(a, b, 7, 2))
+    np.testing.assert_array_equal(c, exact_matmul_int32(a, b, 7, 2))
     # non-mergeable batch strides
     at = a.transpose(1, 0, 2, 3)
-    np.testing.assert_array_equal(qgemm.matmul(at, b, 7, 2), reference(at, b, 7, 2))
+    np.testing.assert_array_equal(qgemm.matmul(at, b, 7, 2), exact_matmul_int32(at, b, 7, 2))
 
 
 def test_vector_operands_like_np_matmul(rng):
     a = rand_q(rng, 50, "int8")
     b = rand_q(rng, (50, 6), "int8")
     assert qgemm.matmul(a, b).shape == (6,)
-    np.testing.assert_array_equal(qgemm.matmul(a, b), reference(a, b, 0, 0))
+    np.testing.assert_array_equal(qgemm.matmul(a, b), exact_matmul_int32(a, b, 0, 0))
     bv = rand_q(rng, 50, "int8")
     m = rand_q(rng, (4, 50), "int8")
     assert qgemm.matmul(m, bv).shape == (4,)
-    np.testing.assert_array_equal(qgemm.matmul(m, bv), reference(m, bv, 0, 0))
+    np.testing.assert_array_equal(qgemm.matmul(m, bv), exact_matmul_int32(m, bv, 0, 0))
     assert qgemm.matmul(a, bv).shape == ()
-    assert int(qgemm.matmul(a, bv)) == int(reference(a, bv, 0, 0))
+    assert int(qgemm.matmul(a, bv)) == int(exact_matmul_int32(a, bv, 0, 0))
 
 
 def test_empty_dimensions():
@@ -117,10 +104,10 @@ def test_out_argument(rng):
     a, b = rand_q(rng, (20, 30), "int8"), rand_q(rng, (30, 10), "int8")
     out = np.empty((20, 10), np.int32)
     assert qgemm.matmul(a, b, out=out) is out
-    np.testing.assert_array_equal(out, reference(a, b, 0, 0))
+    np.testing.assert_array_equal(out, exact_matmul_int32(a, b, 0, 0))
     out_f = np.empty((10, 20), np.int32).T
     assert qgemm.matmul(a, b, out=out_f) is out_f
-    np.testing.assert_array_equal(out_f, reference(a, b, 0, 0))
+    np.testing.assert_array_equal(out_f, exact_matmul_int32(a, b, 0, 0))
 
 
 def test_packed_matrix_inspectable_pickles_and_is_compact(rng):
@@ -134,7 +121,7 @@ def test_packed_matrix_inspectable_pickles_and_is_compact(rng):
     q = pickle.loads(pickle.dumps(p))
     a = rand_q(rng, (9, 1000), "int8")
     np.testing.assert_array_equal(qgemm.matmul(a, q, 3), qgemm.matmul(a, p, 3))
-    np.testing.assert_array_equal(qgemm.matmul(a, p, 3), reference(a, b, 3, zb))
+    np.testing.assert_array_equal(qgemm.matmul(a, p, 3), exact_matmul_int32(a, b, 3, zb))
     assert qgemm.pack(b, 7).zero_point == 7
 
 
@@ -153,17 +140,17 @@ def test_range_proven_inputs_exact_at_the_bounds(rng, adt, bdt):
     zb = 0 if bdt == "int8" else 128
     packed = qgemm.pack(b, zb)
     before = packed.nbytes
-    np.testing.assert_array_equal(qgemm.matmul(a, packed, 3), reference(a, b, 3, zb))
+    np.testing.assert_array_equal(qgemm.matmul(a, packed, 3), exact_matmul_int32(a, b, 3, zb))
     if qgemm.cpu_info()["gemm_kernel"] == "gemm_s16s8_6x16c2_avx2":
         assert packed.nbytes > before  # the faster kernel ran, on its own layout of B
     # One element of A past the proof: 128 * -128 * 2 would saturate int16.
     a[17, 501] = 128 if adt == "uint8" else 0
     a[17, 500] = a[17, 501]
-    np.testing.assert_array_equal(qgemm.matmul(a, qgemm.pack(b, zb), 3), reference(a, b, 3, zb))
+    np.testing.assert_array_equal(qgemm.matmul(a, qgemm.pack(b, zb), 3), exact_matmul_int32(a, b, 3, zb))
     # B within [-64, 64] stored: any A (255 * -64 * 2 = -32640).
     a_full = np.full((30, k), 255 if adt == "uint8" else 127, adt)
     b64 = np.full((k, n), -64 if bdt == "int8" else 64, bdt)
-    np.testing.assert_array_equal(qgemm.matmul(a_full, qgemm.pack(b64), 5), reference(a_full, b64, 5, 0))
+    np.testing.assert_array_equal(qgemm.matmul(a_full, qgemm.pack(b64), 5), exact_matmul_int32(a_full, b64, 5, 0))
 
 
 @settings(max_examples=60, deadline=None)
@@ -184,10 +171,10 @@ def test_property_range_proven_inputs(m, n, k, adt, bdt, a_7bit, per_column, see
     za = int(rng.integers(QR[adt][0], QR[adt][1] + 1))
     zb = rand_q(rng, n, bdt).astype(np.int32) if per_column else int(rng.integers(QR[bdt][0], QR[bdt][1] + 1))
     packed = qgemm.pack(b, zb)
-    np.testing.assert_array_equal(qgemm.matmul(a, packed, za), reference(a, b, za, zb))
+    np.testing.assert_array_equal(qgemm.matmul(a, packed, za), exact_matmul_int32(a, b, za, zb))
     # The same packed matrix on full-range A afterwards stays exact.
     a2 = rand_q(rng, (m, k), adt)
-    np.testing.assert_array_equal(qgemm.matmul(a2, packed, za), reference(a2, b, za, zb))
+    np.testing.assert_array_equal(qgemm.matmul(a2, packed, za), exact_matmul_int32(a2, b, za, zb))
 
 
 def test_large_outputs_from_the_buffer_pool_are_independent(rng):
@@ -197,14 +184,14 @@ def test_large_outputs_from_the_buffer_pool_are_independent(rng):
     first = qgemm.matmul(a, b)
     second = qgemm.matmul(a, b, 1, 1)
     assert not np.shares_memory(first, second)
-    np.testing.assert_array_equal(first, reference(a, b, 0, 0))
-    np.testing.assert_array_equal(second, reference(a, b, 1, 1))
+    np.testing.assert_array_equal(first, exact_matmul_int32(a, b, 0, 0))
+    np.testing.assert_array_equal(second, exact_matmul_int32(a, b, 1, 1))
     del first
     third = qgemm.matmul(a, b, 2, 2)
-    np.testing.assert_array_equal(second, reference(a, b, 1, 1))
-    np.testing.assert_array_equal(third, reference(a, b, 2, 2))
+    np.testing.assert_array_equal(second, exact_matmul_int32(a, b, 1, 1))
+    np.testing.assert_array_equal(third, exact_matmul_int32(a, b, 2, 2))
     y = qgemm.qlinear_matmul(a, 0.1, 0, b, 0.1, 0, 1.0, 0, out_dtype="float32")
-    np.testing.assert_array_equal(y, (reference(a, b, 0, 0).astype(np.float32) * np.float32(0.1 * np.float32(0.1))))
+    np.testing.assert_array_equal(y, (exact_matmul_int32(a, b, 0, 0).astype(np.float32) * np.float32(0.1 * np.float32(0.1))))
 
 
 def test_threads_give_identical_results(rng):
@@ -218,14 +205,14 @@ def test_threads_give_identical_results(rng):
     finally:
         qgemm.set_num_threads(before)
     np.testing.assert_array_equal(one, two)
-    np.testing.assert_array_equal(one, reference(a, b, 1, 2))
+    np.testing.assert_array_equal(one, exact_matmul_int32(a, b, 1, 2))
 
 
 def test_concurrent_python_threads(rng):
     from concurrent.futures import ThreadPoolExecutor
 
     cases = [(rand_q(rng, (50 + i, 200), "int8"), rand_q(rng, (200, 70), "int8")) for i in range(8)]
-    want = [reference(a, b, 0, 0) for a, b in cases]
+    want = [exact_matmul_int32(a, b, 0, 0) for a, b in cases]
     with ThreadPoolExecutor(4) as ex:
         for _ in range(5):
             got = list(ex.map(lambda ab: qgemm.matmul(*ab), cases))
@@ -250,7 +237,7 @@ def test_property_against_int64_reference(m, n, k, adt, bdt, per_column, packed,
     zb = rand_q(rng, n, bdt).astype(np.int32) if per_column else int(rng.integers(QR[bdt][0], QR[bdt][1] + 1))
     rhs = qgemm.pack(b, zb) if packed else b
     c = qgemm.matmul(a, rhs, za, None if packed else zb)
-    np.testing.assert_array_equal(c, reference(a, b, za, zb))
+    np.testing.assert_array_equal(c, exact_matmul_int32(a, b, za, zb))
 
 
 # ---- ONNX Runtime MatMulInteger --------------------------------------------------
@@ -267,16 +254,16 @@ def test_uint8_x_int8_exact_where_onnxruntime_saturates(rng):
     a = np.full((16, 256), 255, np.uint8)
     b = np.full((256, 16), -128, np.int8)
     b[1::2] = -128
-    exact = reference(a, b, 0, 0)
+    exact = exact_matmul_int32(a, b, 0, 0)
     ours = qgemm.matmul(a, b)
     np.testing.assert_array_equal(ours, exact)
     a2, b2 = rand_q(rng, (64, 512), "uint8"), rand_q(rng, (512, 64), "int8")
     ort = ort_matmul_integer(a2, b2, np.uint8(0), np.int8(0))
-    np.testing.assert_array_equal(qgemm.matmul(a2, b2), reference(a2, b2, 0, 0))
+    np.testing.assert_array_equal(qgemm.matmul(a2, b2), exact_matmul_int32(a2, b2, 0, 0))
     ort_full = ort_matmul_integer(a, b, np.uint8(0), np.int8(0))
-    if np.array_equal(ort_full, exact) and np.array_equal(ort, reference(a2, b2, 0, 0)):
+    if np.array_equal(ort_full, exact) and np.array_equal(ort, exact_matmul_int32(a2, b2, 0, 0)):
         pytest.skip("this ONNX Runtime build computed u8 x s8 exactly here (no saturating path)")
-    assert not np.array_equal(ort_full, exact) or not np.array_equal(ort, reference(a2, b2, 0, 0))
+    assert not np.array_equal(ort_full, exact) or not np.array_equal(ort, exact_matmul_int32(a2, b2, 0, 0))
 
 
 def test_uint8_7bit_x_int8_matches_onnxruntime(rng):

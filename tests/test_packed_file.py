@@ -24,6 +24,7 @@ from hypothesis import given, settings, strategies as st
 import qgemm
 from qgemm import _packed_file
 from qgemm.nn import _LINEAR_STATE, Linear
+from reference import QR, exact_matmul, rand_q
 
 LAYOUT = dict(qgemm._qgemm.packed_layout())
 ISAS = qgemm.cpu_info()["available"]
@@ -38,11 +39,6 @@ def mapped(path) -> bool:
 linux_only = pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc/self/maps")
 
 
-def rand_b(rng, shape, dtype):
-    lo, hi = (-128, 128) if dtype == "int8" else (0, 256)
-    return rng.integers(lo, hi, shape).astype(dtype)
-
-
 def check_same(p, q, rng, k):
     """matmul and qlinear_matmul (quantized and float out, per-row A) agree bit for bit."""
     assert q.shape == p.shape and q.dtype == p.dtype
@@ -50,7 +46,7 @@ def check_same(p, q, rng, k):
     assert np.array_equal(q.unpack(), p.unpack())
     n = p.shape[1]
     for a_dtype in ("uint8", "int8"):
-        a = rand_b(rng, (2, 7, k), a_dtype)
+        a = rand_q(rng, (2, 7, k), a_dtype)
         assert np.array_equal(qgemm.matmul(a, q, 3), qgemm.matmul(a, p, 3))
         za = rng.integers(0, 100, (2, 7))
         assert np.array_equal(qgemm.matmul(a, q, za), qgemm.matmul(a, p, za))
@@ -70,7 +66,7 @@ def check_same(p, q, rng, k):
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (64, 32), (301, 77), (130, 129), (0, 7), (7, 0), (0, 0)])
 @pytest.mark.parametrize("mmap", [True, False])
 def test_round_trip_is_bit_identical(tmp_path, rng, dtype, shape, mmap):
-    b = rand_b(rng, shape, dtype)
+    b = rand_q(rng, shape, dtype)
     for zp in (0, 7, rng.integers(0, 100, shape[1])):
         p = qgemm.pack(b, zp)
         p.save(tmp_path / "w.qpk")
@@ -84,15 +80,15 @@ def test_round_trip_is_bit_identical(tmp_path, rng, dtype, shape, mmap):
        per_column=st.booleans(), mmap=st.booleans(), seed=st.integers(0, 2**32 - 1))
 def test_property_round_trip_against_int64_reference(k, n, dtype, per_column, mmap, seed):
     rng = np.random.default_rng(seed)
-    b = rand_b(rng, (k, n), dtype)
-    lo, hi = (-128, 127) if dtype == "int8" else (0, 255)
+    b = rand_q(rng, (k, n), dtype)
+    lo, hi = QR[dtype]
     zb = rng.integers(lo, hi + 1, n) if per_column else int(rng.integers(lo, hi + 1))
-    a = rand_b(rng, (5, k), "uint8")
+    a = rand_q(rng, (5, k), "uint8")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "w.qpk")
         qgemm.pack(b, zb).save(path)
         q = qgemm.load_packed(path, mmap=mmap)
-        want = (a.astype(np.int64) - 9) @ (b.astype(np.int64) - np.asarray(zb, np.int64))
+        want = exact_matmul(a, b, 9, zb)
         assert np.array_equal(qgemm.matmul(a, q, 9), want)
         del q
 
@@ -108,14 +104,14 @@ def test_extreme_values_round_trip(tmp_path, rng):
 @linux_only
 def test_mmap_maps_the_file_and_keeps_it_alive(tmp_path, rng):
     path = tmp_path / "w.qpk"
-    b = rand_b(rng, (256, 100), "int8")
+    b = rand_q(rng, (256, 100), "int8")
     p = qgemm.pack(b)
     p.save(path)
     q = qgemm.load_packed(path)
     assert q._packed.borrowed and mapped(path)
     gc.collect()
     assert mapped(path)  # nothing else holds the mapping: the packed matrix does
-    a = rand_b(rng, (5, 256), "uint8")
+    a = rand_q(rng, (5, 256), "uint8")
     expected = qgemm.matmul(a, p)
     os.unlink(path)  # the mapping outlives the name
     assert np.array_equal(qgemm.matmul(a, q), expected)
@@ -127,7 +123,7 @@ def test_mmap_maps_the_file_and_keeps_it_alive(tmp_path, rng):
 @linux_only
 def test_mmap_false_and_repacks_map_nothing(tmp_path, rng):
     path = tmp_path / "w.qpk"
-    qgemm.pack(rand_b(rng, (64, 64), "int8")).save(path)
+    qgemm.pack(rand_q(rng, (64, 64), "int8")).save(path)
     q = qgemm.load_packed(path, mmap=False)
     assert not mapped(path)
     assert q._packed.borrowed  # it borrows its own buffer: no second copy
@@ -137,7 +133,7 @@ def test_mmap_false_and_repacks_map_nothing(tmp_path, rng):
 
 def test_saving_over_a_mapped_file_leaves_the_mapping_intact(tmp_path, rng):
     path = tmp_path / "w.qpk"
-    b1, b2 = rand_b(rng, (100, 40), "int8"), rand_b(rng, (100, 40), "int8")
+    b1, b2 = rand_q(rng, (100, 40), "int8"), rand_q(rng, (100, 40), "int8")
     qgemm.pack(b1).save(path)
     q1 = qgemm.load_packed(path)
     qgemm.pack(b2).save(path)  # a new file renamed over the old one
@@ -149,7 +145,7 @@ def test_saving_over_a_mapped_file_leaves_the_mapping_intact(tmp_path, rng):
 def test_layout_and_file_size(tmp_path, rng):
     path = tmp_path / "w.qpk"
     k, n = 100, 70
-    qgemm.pack(rand_b(rng, (k, n), "int8")).save(path)
+    qgemm.pack(rand_q(rng, (k, n), "int8")).save(path)
     head = path.read_bytes()[:4096]
     fields = _packed_file._FIXED.unpack(head[:64])
     assert fields[0] == b"\x89QGEMMPB" and fields[1] == _packed_file.FORMAT_VERSION
@@ -213,7 +209,7 @@ def build_file(b, zero_point=0, nr=None, kr=None, layout=None, version=1, meta_e
 
 def test_the_reference_writer_matches_save(tmp_path, rng):
     for dtype in ("int8", "uint8"):
-        b = rand_b(rng, (37, 45), dtype)
+        b = rand_q(rng, (37, 45), dtype)
         zp = rng.integers(0, 100, 45)
         qgemm.pack(b, zp).save(tmp_path / "w.qpk")
         assert (tmp_path / "w.qpk").read_bytes() == build_file(b, zp)
@@ -223,7 +219,7 @@ def test_the_reference_writer_matches_save(tmp_path, rng):
 @pytest.mark.parametrize("mmap", [True, False])
 def test_another_layout_is_repacked(tmp_path, rng, nr, kr, mmap):
     for dtype in ("int8", "uint8"):
-        b = rand_b(rng, (61, 43), dtype)
+        b = rand_q(rng, (61, 43), dtype)
         path = tmp_path / "w.qpk"
         path.write_bytes(build_file(b, 3, nr=nr, kr=kr, layout={**LAYOUT, "kernel": "gemm_other"}))
         q = qgemm.load_packed(path, mmap=mmap)
@@ -235,7 +231,7 @@ def test_another_layout_is_repacked(tmp_path, rng, nr, kr, mmap):
 
 def test_a_layout_is_the_whole_tag(tmp_path, rng):
     """Same kernel name, other tile: read in the file's own layout, never this CPU's."""
-    b = rand_b(rng, (50, 50), "int8")
+    b = rand_q(rng, (50, 50), "int8")
     path = tmp_path / "w.qpk"
     path.write_bytes(build_file(b, nr=LAYOUT["nr"] * 2))
     assert np.array_equal(qgemm.load_packed(path).unpack(), b)
@@ -254,7 +250,7 @@ def load_all_ways(path):
 def test_every_header_byte_flipped_is_refused(tmp_path, rng):
     """Every byte before the padding: magic, version, checksums, offsets, sizes,
     description, zero points, column sums; and a sample of the padding."""
-    b = rand_b(rng, (40, 50), "uint8")
+    b = rand_q(rng, (40, 50), "uint8")
     good = build_file(b, rng.integers(0, 255, 50))
     panels_at = struct.unpack_from("<Q", good, 16)[0]
     content_end = len(good[:panels_at].rstrip(b"\0"))
@@ -274,7 +270,7 @@ def test_every_header_byte_flipped_is_refused(tmp_path, rng):
 
 
 def test_damaged_panels_are_found_when_read(tmp_path, rng):
-    b = rand_b(rng, (40, 50), "int8")
+    b = rand_q(rng, (40, 50), "int8")
     good = build_file(b)
     panels_at = struct.unpack_from("<Q", good, 16)[0]
     path = tmp_path / "w.qpk"
@@ -294,7 +290,7 @@ def test_damaged_panels_are_found_when_read(tmp_path, rng):
 
 
 def test_truncated_and_extended_files_are_refused(tmp_path, rng):
-    good = build_file(rand_b(rng, (100, 70), "int8"))
+    good = build_file(rand_q(rng, (100, 70), "int8"))
     panels_at = struct.unpack_from("<Q", good, 16)[0]
     path = tmp_path / "w.qpk"
     for size in (0, 1, 4, 8, 12, 40, 63, 64, 65, 300, panels_at - 1, panels_at, panels_at + 1, len(good) - 1):
@@ -306,7 +302,7 @@ def test_truncated_and_extended_files_are_refused(tmp_path, rng):
 
 
 def test_other_versions_are_refused(tmp_path, rng):
-    b = rand_b(rng, (10, 10), "int8")
+    b = rand_q(rng, (10, 10), "int8")
     path = tmp_path / "w.qpk"
     for version in (0, 2, 7, 2**32 - 1):
         path.write_bytes(build_file(b, version=version))
@@ -350,7 +346,7 @@ def set_in(path_keys, value):
 ])
 def test_wrong_contents_with_valid_checksums_are_refused(tmp_path, rng, edit, message):
     path = tmp_path / "w.qpk"
-    path.write_bytes(build_file(rand_b(rng, (40, 50), "int8"), meta_edit=edit))
+    path.write_bytes(build_file(rand_q(rng, (40, 50), "int8"), meta_edit=edit))
     for mmap in (True, False):
         with pytest.raises(ValueError, match=message):
             qgemm.load_packed(path, mmap=mmap)
@@ -358,10 +354,10 @@ def test_wrong_contents_with_valid_checksums_are_refused(tmp_path, rng, edit, me
 
 def test_zero_points_outside_the_dtype_are_refused(tmp_path, rng):
     path = tmp_path / "w.qpk"
-    path.write_bytes(build_file(rand_b(rng, (4, 5), "uint8"), -1))
+    path.write_bytes(build_file(rand_q(rng, (4, 5), "uint8"), -1))
     with pytest.raises(ValueError, match="zero point lies outside uint8"):
         qgemm.load_packed(path)
-    path.write_bytes(build_file(rand_b(rng, (4, 5), "int8"), np.array([0, 0, 128, 0, 0])))
+    path.write_bytes(build_file(rand_q(rng, (4, 5), "int8"), np.array([0, 0, 128, 0, 0])))
     with pytest.raises(ValueError, match="zero point lies outside int8"):
         qgemm.load_packed(path)
 
@@ -370,10 +366,10 @@ def test_a_repacked_file_must_agree_with_its_column_sums(tmp_path, rng):
     def off_by_one(colsum):
         colsum[3] += 1
     path = tmp_path / "w.qpk"
-    path.write_bytes(build_file(rand_b(rng, (30, 20), "int8"), nr=5, kr=3, colsum_edit=off_by_one))
+    path.write_bytes(build_file(rand_q(rng, (30, 20), "int8"), nr=5, kr=3, colsum_edit=off_by_one))
     with pytest.raises(ValueError, match="column sums do not match"):
         qgemm.load_packed(path)
-    path.write_bytes(build_file(rand_b(rng, (30, 20), "int8"), nr=5, kr=3, meta_edit=set_in(["max_abs"], 3)))
+    path.write_bytes(build_file(rand_q(rng, (30, 20), "int8"), nr=5, kr=3, meta_edit=set_in(["max_abs"], 3)))
     with pytest.raises(ValueError, match="column sums do not match"):
         qgemm.load_packed(path)
 
@@ -392,7 +388,7 @@ def run_with_isa(isa, code):
 def test_files_move_between_isas(tmp_path, rng, isa):
     """Saved under each ISA's kernel, loaded here (mapped when the layouts agree,
     repacked when not), and the other way round; results bit-identical."""
-    b = rand_b(rng, (333, 90), "uint8")
+    b = rand_q(rng, (333, 90), "uint8")
     zp = rng.integers(0, 255, 90)
     np.save(tmp_path / "b.npy", b)
     np.save(tmp_path / "zp.npy", zp)
@@ -408,7 +404,7 @@ def test_files_move_between_isas(tmp_path, rng, isa):
     check_same(qgemm.pack(b, zp), q, rng, 333)
 
     qgemm.pack(b, zp).save(tmp_path / "here.qpk")
-    a = rand_b(rng, (2, 9, 333), "uint8")
+    a = rand_q(rng, (2, 9, 333), "uint8")
     np.save(tmp_path / "a.npy", a)
     out = run_with_isa(isa, f"""
         import numpy as np, qgemm
@@ -486,7 +482,7 @@ def test_a_damaged_linear_state_is_refused(tmp_path, rng):
     path.write_bytes(data)
     with pytest.raises(ValueError, match="cannot load packed weights"):
         Linear.load(path)
-    path.write_bytes(build_file(rand_b(rng, (6, 8), "int8"), extra=b"not an npz", extra_kind=_LINEAR_STATE))
+    path.write_bytes(build_file(rand_q(rng, (6, 8), "int8"), extra=b"not an npz", extra_kind=_LINEAR_STATE))
     with pytest.raises(ValueError, match="cannot load the Linear state"):
         Linear.load(path)
 

@@ -7,14 +7,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import qgemm
+from reference import QR, exact_matmul_int32, rand_q
 
-QR = {"int8": (-128, 127), "uint8": (0, 255)}
 DTYPES = st.sampled_from(["int8", "uint8"])
-
-
-def rand_q(rng, shape, dtype):
-    lo, hi = QR[dtype]
-    return rng.integers(lo, hi + 1, shape).astype(dtype)
 
 
 def zero_points(rng, shape, dtype, extremes):
@@ -23,12 +18,6 @@ def zero_points(rng, shape, dtype, extremes):
     if extremes:
         return rng.choice(np.array([lo, hi]), shape)
     return rng.integers(lo, hi + 1, shape)
-
-
-def exact(a, b, za_rows, zb):
-    """int64 reference: (A - za[..., None]) @ (B - zb), wrapped to int32."""
-    c = (a.astype(np.int64) - np.asarray(za_rows, np.int64)[..., None]) @ (b.astype(np.int64) - np.asarray(zb, np.int64))
-    return c.astype(np.int32)
 
 
 def strided(rng, a, how):
@@ -59,7 +48,7 @@ def test_property_matmul_per_row_zero_point(batch, m, n, k, adt, bdt, extremes, 
     rhs = qgemm.pack(b, zb) if packed else b
     c = qgemm.matmul(a, rhs, za, None if packed else zb)
     assert c.dtype == np.int32 and c.shape == batch + (m, n)
-    np.testing.assert_array_equal(c, exact(a, b, za, zb))
+    np.testing.assert_array_equal(c, exact_matmul_int32(a, b, za, zb))
 
 
 def test_per_row_zero_point_on_a_vector_and_with_equal_rows(rng):
@@ -78,7 +67,7 @@ def test_large_per_row_all_kernels_paths(rng):
         b = rand_q(rng, (k, n), "int8")
         za = rng.integers(0, 256, m)
         zb = rand_q(rng, n, "int8")
-        np.testing.assert_array_equal(qgemm.matmul(a, qgemm.pack(b, zb), za), exact(a, b, za, zb))
+        np.testing.assert_array_equal(qgemm.matmul(a, qgemm.pack(b, zb), za), exact_matmul_int32(a, b, za, zb))
 
 
 def ref_float_out(acc, sa_rows, sb, bias=None):
@@ -113,7 +102,7 @@ def test_property_qlinear_matmul_per_row(batch, m, n, k, adt, bdt, out, bias, pe
     sb = rng.uniform(1e-3, 1e-1, n if per_col else ()).astype(np.float32)
     sbv = np.broadcast_to(sb, (n,))
     fb = rng.normal(0, 2, n).astype(np.float32) if bias else None
-    acc = exact(a, b, za, zb)
+    acc = exact_matmul_int32(a, b, za, zb)
     if out == "float32":
         y = qgemm.qlinear_matmul(a, sa, za, b, sb, zb, None, None, bias=fb, out_dtype="float32")
         np.testing.assert_array_equal(y, ref_float_out(acc, sa, sbv, fb))

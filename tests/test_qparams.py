@@ -7,8 +7,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import qgemm
-
-QR = {"int8": (-128, 127), "uint8": (0, 255)}
+from reference import QR
 
 
 def torch_observer_qparams(x, dtype, symmetric, axis, reduce_range):

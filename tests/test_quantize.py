@@ -7,9 +7,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import qgemm
-from peers import ort_dequantize, ort_quantize
-
-QR = {"int8": (-128, 127), "uint8": (0, 255)}
+from reference import QR, ort_dequantize, ort_quantize
 
 
 def reference_quantize(x, scale, zp, dtype, axis=None):

@@ -8,26 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import qgemm
-from peers import run_onnx_node
-
-QR = {"int8": (-128, 127), "uint8": (0, 255)}
-
-
-def rand_q(rng, shape, dtype, lo=None, hi=None):
-    qlo, qhi = QR[dtype]
-    return rng.integers(qlo if lo is None else lo, (qhi if hi is None else hi) + 1, shape).astype(dtype)
-
-
-def exact_acc(a, b, za, zb):
-    return (a.astype(np.int64) - za) @ (b.astype(np.int64) - np.asarray(zb, np.int64))
-
-
-def ref_float(acc, mult, zp, lo, hi, offset=None):
-    v = acc.astype(np.float32)
-    if offset is not None:
-        v = (v + np.asarray(offset, np.float32)).astype(np.float32)
-    v = (v * np.asarray(mult, np.float32)).astype(np.float32)
-    return np.clip(np.rint(v) + zp, lo, hi)
+from reference import QR, exact_matmul, rand_q, requantize_float, run_onnx_node
 
 
 def srdhm(a, b):
@@ -122,7 +103,7 @@ def test_matches_numpy_reference_float_scheme(rng, adt, bdt, seven):
     y = qgemm.qlinear_matmul(a, sa, za, b, sb, zb, sy, zy)
     mult = (np.float32(sa) * sb).astype(np.float32) / sy
     lo, hi = QR[adt]
-    np.testing.assert_array_equal(y, ref_float(exact_acc(a, b, za, zb), mult, zy, lo, hi))
+    np.testing.assert_array_equal(y, requantize_float(exact_matmul(a, b, za, zb), mult, zy, lo, hi))
 
 
 def test_full_range_u8s8_exact_where_onnxruntime_saturates(rng):
@@ -131,7 +112,7 @@ def test_full_range_u8s8_exact_where_onnxruntime_saturates(rng):
     za, zb = np.array(0, np.uint8), np.array(0, np.int8)
     sa, sb, sy = np.float32(1.0), np.float32(1.0), np.float32(64.0)
     ours = qgemm.qlinear_matmul(a, sa, za, b, sb, zb, sy, np.array(128, np.uint8))
-    want = ref_float(exact_acc(a, b, 0, 0), np.float32(1 / 64), 128, 0, 255)
+    want = requantize_float(exact_matmul(a, b, 0, 0), np.float32(1 / 64), 128, 0, 255)
     np.testing.assert_array_equal(ours, want)
     theirs = ort_qlinear_matmul(a, sa, za, b, sb, zb, sy, np.array(128, np.uint8))
     if np.array_equal(theirs, want):
@@ -153,7 +134,7 @@ def test_fixed_point_scheme_matches_gemmlowp_reference(rng, adt, bdt):
     y = qgemm.qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, bias=bias, requant="fixed_point")
     real = (np.float32(sa) * sb).astype(np.float32).astype(np.float64) / np.float64(sy)
     mult, shift = zip(*(qgemm.quantize_multiplier(r) for r in real))
-    acc = exact_acc(a, b, za, zb) + bias
+    acc = exact_matmul(a, b, za, zb) + bias
     lo, hi = QR[adt]
     np.testing.assert_array_equal(y, ref_fixed(acc, np.array(mult), np.array(shift), zy, lo, hi))
 
@@ -175,7 +156,7 @@ def test_float32_output_is_the_dequantized_accumulator(rng):
     y = qgemm.qlinear_matmul(a, sa, 128, b, sb, None, None, None, bias=bias, out_dtype="float32")
     assert y.dtype == np.float32
     scale = (sa * sb).astype(np.float32)
-    want = (exact_acc(a, b, 128, 0).astype(np.float32) * scale).astype(np.float32) + bias
+    want = (exact_matmul(a, b, 128, 0).astype(np.float32) * scale).astype(np.float32) + bias
     np.testing.assert_array_equal(y, want)
     relu = qgemm.qlinear_matmul(a, sa, 128, b, sb, None, None, None, bias=bias, out_dtype="float32",
                                 activation="relu")
@@ -200,11 +181,11 @@ def test_int_and_float_bias(rng):
     ib = rng.integers(-500, 500, 12).astype(np.int32)
     y = qgemm.qlinear_matmul(a, sa, 0, b, sb, 0, sy, 0, bias=ib)
     mult = np.float32(np.float32(sa * sb) / sy)
-    np.testing.assert_array_equal(y, ref_float(exact_acc(a, b, 0, 0) + ib, mult, 0, -128, 127))
+    np.testing.assert_array_equal(y, requantize_float(exact_matmul(a, b, 0, 0) + ib, mult, 0, -128, 127))
     fb = rng.standard_normal(12).astype(np.float32)
     y = qgemm.qlinear_matmul(a, sa, 0, b, sb, 0, sy, 0, bias=fb)
     offset = (fb / np.float32(sa * sb)).astype(np.float32)
-    np.testing.assert_array_equal(y, ref_float(exact_acc(a, b, 0, 0), mult, 0, -128, 127, offset))
+    np.testing.assert_array_equal(y, requantize_float(exact_matmul(a, b, 0, 0), mult, 0, -128, 127, offset))
 
 
 def test_packed_b_batches_and_out(rng):
@@ -237,7 +218,7 @@ def test_requantize_equals_the_fused_epilogue(rng):
 def test_large_k_single_pass_epilogue(rng):
     a, b = rand_q(rng, (7, 5000), "int8"), rand_q(rng, (5000, 9), "int8")
     y = qgemm.qlinear_matmul(a, 0.01, 0, b, 0.01, 0, 2.0, 0)
-    np.testing.assert_array_equal(y, ref_float(exact_acc(a, b, 0, 0), np.float32(np.float32(1e-4) / 2), 0, -128, 127))
+    np.testing.assert_array_equal(y, requantize_float(exact_matmul(a, b, 0, 0), np.float32(np.float32(1e-4) / 2), 0, -128, 127))
 
 
 @settings(max_examples=80, deadline=None)
@@ -251,10 +232,10 @@ def test_property_both_schemes(m, n, k, adt, bdt, scheme, seed):
     sa, sb, sy = np.float32(rng.random() + 0.01), np.float32(rng.random() * 0.01 + 1e-4), np.float32(rng.random() * 10 + 0.1)
     zy = int(rng.integers(*QR[adt]))
     y = qgemm.qlinear_matmul(a, sa, za, b, sb, zb, sy, zy, requant=scheme)
-    acc = exact_acc(a, b, za, zb)
+    acc = exact_matmul(a, b, za, zb)
     lo, hi = QR[adt]
     if scheme == "float":
-        want = ref_float(acc, np.float32(np.float32(sa * sb) / sy), zy, lo, hi)
+        want = requantize_float(acc, np.float32(np.float32(sa * sb) / sy), zy, lo, hi)
     else:
         mm, ss = qgemm.quantize_multiplier(np.float64(np.float32(sa * sb)) / np.float64(sy))
         want = ref_fixed(acc, mm, ss, zy, lo, hi)

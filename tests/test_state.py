@@ -67,3 +67,19 @@ def test_relu6_layer_state_dict_keeps_its_outputs(rng):
     assert again(x).max() <= 6.0
     # An explicit activation still overrides the saved one.
     assert Linear.from_state_dict(lin.state_dict(), activation=None).activation is None
+
+
+def test_load_state_dict_replaces_a_different_bias(rng):
+    w = rng.standard_normal((6, 10)).astype(np.float32)
+    x = rng.standard_normal((5, 10)).astype(np.float32)
+    lin = Linear.from_float(w, np.zeros(6, np.float32))
+    other = Linear.from_float(w, np.full(6, 3.0, np.float32))
+    lin.load_state_dict(other.state_dict())
+    np.testing.assert_array_equal(lin.bias, other.bias)
+    np.testing.assert_array_equal(lin(x), other(x))  # dynamic mode computes with the loaded bias
+
+
+def test_bias_is_set_at_construction(rng):
+    lin = Linear.from_float(rng.standard_normal((4, 8)).astype(np.float32), np.ones(4, np.float32))
+    with pytest.raises(AttributeError):
+        lin.bias = np.zeros(4, np.float32)  # would leave dynamic and static mode disagreeing

@@ -1,7 +1,10 @@
 #include "qgemm/gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <memory>
+#include <thread>
 #include <vector>
 
 #include "qgemm/buffer_pool.h"
@@ -79,6 +82,29 @@ struct Plan {
   const uint8_t* a_shared = nullptr;
   const int32_t* row_term_shared = nullptr;
 };
+
+// The plan's zero points in the stored domains (bytes flipped by ^0x80 move
+// by 128, see pack.h) and its per-column output parameters: all but
+// col_term, which needs B's column sums.
+void set_zero_points(Plan& plan, int32_t za, const int32_t* zb, bool zb_per_column, size_t padded_n) {
+  const GemmKernel& kern = plan.kern;
+  const size_t rows = plan.a.batch * plan.a.m, N = plan.b.n;
+  const int32_t za_shift = stored_zero_point_shift(kern.packed_a, plan.a.is_u8);
+  plan.za_stored = za + za_shift;
+  if (plan.a.row_zero_point) {  // the za * colsum term is then per element (EpilogueParams::row_za)
+    plan.za_stored = 0;
+    plan.za_rows.resize(rows);
+    for (size_t r = 0; r < rows; ++r) plan.za_rows[r] = plan.a.row_zero_point[r] + za_shift;
+  }
+  const int32_t zb_shift = plan.b.is_u8 ? 128 : 0;
+  bool any_zb = false;
+  for (size_t j = 0; j < N && !any_zb; ++j) any_zb = (zb[zb_per_column ? j : 0] - zb_shift) != 0;
+  if (any_zb) {
+    plan.col_zb.assign(padded_n, 0);
+    for (size_t j = 0; j < N; ++j) plan.col_zb[j] = zb[zb_per_column ? j : 0] - zb_shift;
+  }
+  plan.cols = PaddedColumns(plan.out, N, padded_n);
+}
 
 // Packs rows [m0, m0 + mc) x columns [k0, k0 + kc) of A, tile by tile, into
 // dst and adds the rows' sums of stored values into rowsum[0..mc).
@@ -217,25 +243,10 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   plan.kc_max = out.kind == OutputKind::int32 && !few_rows ? std::min(kKc, k_rounded) : k_rounded;
   plan.mc_max = kern.mr * std::max<size_t>(1, std::min(kMcMaxTiles, kMcBytes / std::max<size_t>(
                                                   1, kern.mr * plan.kc_max * packed_a_bytes(kern.packed_a))));
-  // Stored-domain zero points: bytes flipped by ^0x80 move by 128 (see pack.h).
-  const int32_t za_shift = stored_zero_point_shift(kern.packed_a, a.is_u8);
-  plan.za_stored = za + za_shift;
-  if (a.row_zero_point) {  // the za * colsum term is then per element (EpilogueParams::row_za)
-    plan.za_stored = 0;
-    plan.za_rows.resize(rows);
-    for (size_t r = 0; r < rows; ++r) plan.za_rows[r] = a.row_zero_point[r] + za_shift;
-  }
-  const int32_t zb_shift = b.is_u8 ? 128 : 0;
+  set_zero_points(plan, za, zb, zb_per_column, padded_n);
   plan.col_term.assign(padded_n, 0);
   for (size_t j = 0; j < N; ++j)
     plan.col_term[j] = wrap_sub(wrap_mul(plan.za_stored, b.colsum[j]), out.bias ? out.bias[j] : 0);
-  bool any_zb = false;
-  for (size_t j = 0; j < N && !any_zb; ++j) any_zb = (zb[zb_per_column ? j : 0] - zb_shift) != 0;
-  if (any_zb) {
-    plan.col_zb.assign(padded_n, 0);
-    for (size_t j = 0; j < N; ++j) plan.col_zb[j] = zb[zb_per_column ? j : 0] - zb_shift;
-  }
-  plan.cols = PaddedColumns(out, N, padded_n);
   // Split rows across threads when there are enough, else split panels. Up
   // to kTasksPerThread tasks per thread, taken dynamically: a thread that is
   // descheduled (a busy machine) then delays the call by one small task, not
@@ -279,6 +290,193 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
       const size_t p0 = b.panels * t / tasks, p1 = b.panels * (t + 1) / tasks;
       if (p0 < p1) run_block(plan, s, 0, rows, p0, p1);
     }
+  });
+}
+
+namespace {
+
+// A plain B (gemm_plain_b): each task owns kPlainNc columns and walks them
+// kPlainKc rows at a time, panel by panel: it packs one panel of the block
+// into its own scratch (L1-sized) and at once runs every row of A on it, so
+// that the memory-bound packing and the compute-bound tiles overlap and B is
+// never written to memory whole. Neighbouring panels read the rest of the
+// source's cache lines while they are still cached (a strip of 64 columns
+// over all of K instead touched one page per row and measured slower).
+constexpr size_t kPlainKc = 512;
+constexpr size_t kPlainNc = 256;
+constexpr size_t kPlainMaxABytes = size_t(4) << 20;    // A is packed whole, once, for all tasks
+constexpr size_t kPlainMaxPartials = size_t(1) << 20;  // a slot's int32 partials (outputs other than int32)
+
+struct PlainBScratch {
+  int8_t* b_panel;    // one panel of one K block: [kc][nr]
+  int32_t* colsum;    // [nc] column sums of stored values, over the K blocks so far
+  int32_t* col_term;  // [nc] za * colsum - bias, for the last K block
+  int32_t* partials;  // [rows][nc] int32 sums across K blocks, when C cannot hold them (else null)
+};
+
+// Columns [n0, n0 + ncols) of C, all rows: B packed here panel by panel, A
+// already packed whole (K block k0's tiles at a_pack + k0 * rows_padded).
+void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const uint8_t* a_pack, const int32_t* row_term,
+                         const PlainBScratch& s, size_t n0, size_t ncols, size_t nc) {
+  const GemmKernel& kern = plan.kern;
+  const size_t K = plan.a.k, N = bm.cols, mr = kern.mr, nr = kern.nr, kr = kern.kr;
+  const size_t rows = plan.a.batch * plan.a.m, row_tiles = (rows + mr - 1) / mr;
+  const size_t panels = (ncols + nr - 1) / nr;
+  const Packers& packers = *kern.packers;
+  std::fill(s.colsum, s.colsum + nc, 0);
+  std::fill(s.col_term, s.col_term + nc, 0);
+  static const int32_t no_term[64] = {};  // every kernel's nr is at most 64
+  for (size_t k0 = 0;;) {  // one pass at least: with K == 0 the epilogue still runs
+    const size_t kc = std::min(plan.kc_max, K - k0), kc_padded = round_up(kc, kr);
+    const bool final = k0 + kc == K;
+    const ByteMatrix rows_k{bm.data + static_cast<ptrdiff_t>(k0) * bm.row_stride, kc, N, bm.row_stride,
+                            bm.col_stride, bm.is_u8};
+    const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
+    const size_t tile_bytes = kc_padded * mr * packed_a_bytes(kern.packed_a);
+    const uint8_t* a_block = a_pack + k0 * row_tiles * mr * packed_a_bytes(kern.packed_a);
+    for (size_t q = 0; q < panels; ++q) {
+      // Pack the panel, then run every row on it at once: the memory-bound
+      // packing and the compute-bound tiles overlap, and the panel is in L1.
+      const size_t j0 = n0 + q * nr;
+      const int n = static_cast<int>(std::min(nr, N - j0));
+      int8_t* b_panel = s.b_panel;
+      int max_abs = 0;  // unused: this path runs kernels with no range proof
+      pack_b_panel_rows(rows_k, j0, 0, kc, static_cast<int>(nr), static_cast<int>(kr), packers, b_panel,
+                        s.colsum + q * nr, &max_abs);
+      if (final)
+        for (size_t j = q * nr; j < std::min(ncols, q * nr + nr); ++j)
+          s.col_term[j] = wrap_sub(wrap_mul(plan.za_stored, s.colsum[j]), plan.out.bias ? plan.out.bias[n0 + j] : 0);
+      EpilogueParams ep{};
+      ep.col_term = s.col_term + q * nr;
+      ep.col_zb = at_or_null(plan.col_zb, j0);
+      ep.col_sum = plan.za_rows.empty() ? nullptr : s.colsum + q * nr;
+      ep.out = plan.cols.at(plan.out, 0, j0);
+      const float* row_scale = ep.out.row_scale;
+      // With partials, the last block finishes the int32 sums in them, and the
+      // output stage alone (GemmKernel::epilogue) then writes C.
+      EpilogueParams stage{};
+      if (s.partials) {
+        ep.out.kind = OutputKind::int32;
+        stage.col_term = no_term;
+        stage.out = plan.cols.at(plan.out, 0, j0);
+      }
+      for (size_t t = 0; t < row_tiles; ++t) {
+        const int m = static_cast<int>(std::min(mr, rows - t * mr));
+        ep.row_term = row_term + t * mr;
+        ep.row_za = at_or_null(plan.za_rows, t * mr);
+        ep.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
+        uint8_t* c = static_cast<uint8_t*>(plan.out.data) + (t * mr * plan.out.ldc + j0) * plan.out_bytes;
+        const uint8_t* a_tile = a_block + t * tile_bytes;
+        if (!s.partials) {
+          kern.micro(kc_padded / kr, a_tile, b_panel, c, plan.out.ldc, m, n, flags, &ep);
+          continue;
+        }
+        int32_t* acc = s.partials + t * mr * nc + q * nr;
+        kern.micro(kc_padded / kr, a_tile, b_panel, acc, nc, m, n, flags, &ep);
+        if (final) {
+          stage.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
+          kern.epilogue(acc, nc, c, plan.out.ldc, m, n, &stage);
+        }
+      }
+    }
+    if (final) break;
+    k0 += kc;
+  }
+}
+
+}  // namespace
+
+void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const ByteMatrix& bm, const int32_t* zb,
+                  bool zb_per_column, const GemmOutput& out) {
+  const size_t rows = a.batch * a.m, N = bm.cols, K = a.k;
+  if (rows == 0 || N == 0) return;
+  const size_t mr = kern.mr, nr = kern.nr, kr = kern.kr;
+  const size_t k_rounded = round_up(K, kr), row_tiles = (rows + mr - 1) / mr;
+  const size_t threads = static_cast<size_t>(get_num_threads());
+  const bool parallel = threads > 1 && rows * N * K >= kMinParallelMacs;
+  // Columns per task: up to kTasksPerThread tasks per thread (taken
+  // dynamically, as in gemm()), each at least a 64-byte line of every row.
+  size_t nc = std::max(nr, kPlainNc / nr * nr);
+  if (parallel) {
+    const size_t most_tasks = threads * kTasksPerThread;
+    nc = std::min(nc, std::max(round_up(64, nr), round_up((N + most_tasks - 1) / most_tasks, nr)));
+  }
+  const size_t tasks = (N + nc - 1) / nc;
+  const size_t kc = std::min(std::max(kr, kPlainKc / kr * kr), k_rounded);
+  const bool partials = out.kind != OutputKind::int32 && kc < k_rounded;
+  const size_t a_total = row_tiles * mr * k_rounded * packed_a_bytes(kern.packed_a);
+  // Otherwise B is packed whole first: a range-proven kernel may repay its
+  // second layout on many rows (choose_kernel), A may be too large to pack
+  // whole, or too few column blocks to keep the threads busy.
+  if ((kern.proven_range && rows >= kSingleUseMinRows) || a_total > kPlainMaxABytes ||
+      (partials && rows * nc * sizeof(int32_t) > kPlainMaxPartials) || (parallel && tasks < threads)) {
+    const PackedB packed = pack_b(bm, kern, /*single_use=*/true);
+    gemm(kern, a, za, packed, zb, zb_per_column, out);
+    return;
+  }
+  PackedB shape;  // B's shape only: the panels are packed in the tasks
+  shape.k = K;
+  shape.n = N;
+  shape.nr = kern.nr;
+  shape.kr = kern.kr;
+  shape.k_padded = k_rounded;
+  shape.panels = (N + nr - 1) / nr;
+  shape.is_u8 = bm.is_u8;
+  Plan plan{kern, a, shape, out, output_element_bytes(out.kind), kc, rows, 0, {}, {}, {}, {}};
+  set_zero_points(plan, za, zb, zb_per_column, shape.panels * nr);
+  // Scratch, all allocated here (a failed allocation raises in the caller):
+  // A whole with its row sums and terms, then per slot one panel of B, the
+  // task's column sums and terms, and its int32 partials if needed.
+  const size_t slots = parallel ? std::min(threads, tasks) : 1;
+  const size_t a_bytes = round_up(a_total, 64), sums_bytes = round_up(row_tiles * mr * sizeof(int32_t), 64);
+  const size_t block_bytes = round_up(kc * nr, 64), cols_bytes = round_up(nc * sizeof(int32_t), 64);
+  const size_t partial_bytes = partials ? round_up(row_tiles * mr * nc * sizeof(int32_t), 64) : 0;
+  const size_t slot_bytes = block_bytes + 2 * cols_bytes + partial_bytes;
+  const ScratchBuffer scratch(a_bytes + 2 * sums_bytes + slots * slot_bytes);
+  uint8_t* a_pack = scratch.as<uint8_t>();
+  int32_t* rowsum = reinterpret_cast<int32_t*>(a_pack + a_bytes);
+  int32_t* row_term = reinterpret_cast<int32_t*>(a_pack + a_bytes + sums_bytes);
+  std::fill(rowsum, rowsum + row_tiles * mr, 0);
+  // A, every K block, in chunks of row tiles that the column tasks pack
+  // first, each chunk by whichever task claims it; a task then waits for the
+  // chunks others claimed. One parallel region, not two: on a busy machine a
+  // second thread woken twice per call joined too late for small calls.
+  const size_t a_chunks = parallel ? std::min(threads, row_tiles) : 1;
+  const std::unique_ptr<std::atomic<int>[]> a_state(new std::atomic<int>[a_chunks]);  // 0 free, 1 packing, 2 packed
+  for (size_t c = 0; c < a_chunks; ++c) a_state[c].store(0, std::memory_order_relaxed);
+  auto pack_a_chunk = [&](size_t c) {
+    const size_t t0 = row_tiles * c / a_chunks, t1 = row_tiles * (c + 1) / a_chunks;
+    if (t0 == t1) return;
+    const size_t m0 = t0 * mr, mc = std::min(rows, t1 * mr) - m0;
+    for (size_t k0 = 0; k0 < K; k0 += kc) {
+      const size_t kcb = std::min(kc, K - k0);
+      uint8_t* dst =
+          a_pack + (k0 * row_tiles * mr + t0 * round_up(kcb, kr) * mr) * packed_a_bytes(kern.packed_a);
+      pack_a_block(plan, m0, mc, k0, kcb, dst, rowsum + m0);
+    }
+    row_terms(plan, rowsum + m0, m0, mc, row_term + m0);
+  };
+  auto ensure_a_packed = [&] {
+    for (size_t c = 0; c < a_chunks; ++c) {
+      int expected = 0;
+      if (a_state[c].load(std::memory_order_relaxed) == 0 &&
+          a_state[c].compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        pack_a_chunk(c);
+        a_state[c].store(2, std::memory_order_release);
+      }
+    }
+    // Every chunk is claimed now, by a thread that packs it before it waits.
+    for (size_t c = 0; c < a_chunks; ++c)
+      while (a_state[c].load(std::memory_order_acquire) != 2) std::this_thread::yield();
+  };
+  parallel_for(tasks, slots, [&](size_t t, size_t slot) {
+    uint8_t* base = scratch.as<uint8_t>() + a_bytes + 2 * sums_bytes + slot * slot_bytes;
+    const PlainBScratch s{reinterpret_cast<int8_t*>(base), reinterpret_cast<int32_t*>(base + block_bytes),
+                          reinterpret_cast<int32_t*>(base + block_bytes + cols_bytes),
+                          partials ? reinterpret_cast<int32_t*>(base + block_bytes + 2 * cols_bytes) : nullptr};
+    ensure_a_packed();
+    const size_t n0 = t * nc;
+    run_plain_b_columns(plan, bm, a_pack, row_term, s, n0, std::min(nc, N - n0), nc);
   });
 }
 

@@ -49,6 +49,12 @@ const GemmKernel& choose_kernel(const GemmKernel& kern, const AOperand& a, const
 void gemm(const GemmKernel& kernel, const AOperand& a, int32_t za, const PackedB& b,
           const int32_t* zb, bool zb_per_column, const GemmOutput& out);
 
+// The same product with B given plain (a runtime operand, not packed): the
+// tasks pack B block by block as they go (or, where that does not pay, B is
+// packed whole first). Same results as pack_b + gemm.
+void gemm_plain_b(const GemmKernel& kernel, const AOperand& a, int32_t za, const ByteMatrix& b, const int32_t* zb,
+                  bool zb_per_column, const GemmOutput& out);
+
 // The output stage alone on int32 accumulators: acc is rows x n, rows lda
 // apart (the stage as in GemmOutput; no zero-point algebra).
 void requantize(const GemmKernel& kernel, const int32_t* acc, size_t rows, size_t n, size_t lda,

@@ -18,13 +18,12 @@ void gemm_batched(const GemmKernel& kern, const MatrixBatch& a, int32_t za, cons
   if (a.count == 0 || m == 0 || n == 0) return;
   auto item = [&](size_t i) {
     const ByteMatrix bi{b.data + b.offset[i], k, n, b.row_stride, b.col_stride, b.is_u8};
-    const PackedB packed = pack_b(bi, kern, /*single_use=*/true);
     AOperand ai{a.data + a.offset[i], a.is_u8, 1, m, k, 0, a.row_stride, a.col_stride};
     ai.row_zero_point = za_rows ? za_rows + i * m : nullptr;
     GemmOutput oi = out;
     oi.data = static_cast<uint8_t*>(out.data) + i * m * out.ldc * output_element_bytes(out.kind);
     if (out.row_scale) oi.row_scale = out.row_scale + i * m;
-    gemm(kern, ai, za, packed, zb, zb_per_column, oi);
+    gemm_plain_b(kern, ai, za, bi, zb, zb_per_column, oi);
   };
   const size_t threads = static_cast<size_t>(get_num_threads());
   if (a.count >= threads && m * n * k <= kMaxMacsPerItemTask) {

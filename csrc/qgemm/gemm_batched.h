@@ -1,6 +1,7 @@
 // Batched products with both operands given at run time (attention's
 // Q @ K^T and P @ V): C_i = (A_i - za) (B_i - zb) for every item i, through
-// the same output stage as gemm(). Each B_i is packed for this call only.
+// the same output stage as gemm(). Each B_i is packed inside the call
+// (gemm_plain_b).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -83,14 +83,14 @@ struct Packers {
   int (*max_byte)(const uint8_t* row, size_t n, uint8_t flip);
 };
 
-// The packing loops of each folder, named by the kernel records that consume
-// them: the scalar ones are all null (pack.cpp's portable loops do everything).
-const Packers& scalar_packers();
+// The packing loops (named by the kernel records that consume them; the
+// packed bytes are the same with every table): this build's baseline ISA's
+// (SSE2 on x86-64, NEON on AArch64, none elsewhere), which every CPU of the
+// architecture runs, and on x86-64 the baseline's with B's on AVX2
+// (kernels/avx2/pack_avx2.cpp), for the kernels of AVX2 CPUs.
+const Packers& baseline_packers();
 #if defined(QGEMM_HAVE_AVX2)
-const Packers& sse2_packers();  // x86-64's baseline: every x86 kernel packs with them
-#endif
-#if defined(QGEMM_HAVE_NEON)
-const Packers& neon_packers();
+const Packers& avx2_packers();
 #endif
 
 // How a kernel stores A in its packed blocks (the layout above; B is int8

@@ -9,9 +9,51 @@
 
 namespace qgemm {
 
+namespace {
+
+// Rows [k_begin, k_end) x columns [0, width) of b, one byte at a time, into
+// the panel layout at panel (the panel's row 0; row k goes to group k / kr,
+// slot k % kr), column sums into sums.
+void pack_b_bytes(const ByteMatrix& b, size_t j0, size_t k_begin, size_t k_end, int j_begin, int j_end, int nr,
+                  int kr, int8_t* panel, int32_t* sums, int* max_abs) {
+  if (j_begin >= j_end) return;  // nothing left to the vectors (the per-row division costs)
+  const uint8_t flip = b.is_u8 ? 0x80 : 0;
+  for (size_t k = k_begin; k < k_end; ++k) {
+    const uint8_t* src = b.data + static_cast<ptrdiff_t>(k) * b.row_stride +
+                         static_cast<ptrdiff_t>(j0) * b.col_stride;
+    int8_t* group = panel + (k / kr) * nr * kr + k % kr;
+    for (int j = j_begin; j < j_end; ++j) {
+      const int8_t v = static_cast<int8_t>(src[j * b.col_stride] ^ flip);
+      group[j * kr] = v;
+      sums[j] = static_cast<int32_t>(static_cast<uint32_t>(sums[j]) + static_cast<uint32_t>(v));
+      *max_abs = std::max(*max_abs, v < 0 ? -int(v) : int(v));
+    }
+  }
+}
+
+}  // namespace
+
+void pack_b_panel_rows(const ByteMatrix& b, size_t j0, size_t k_begin, size_t k_end, int nr, int kr,
+                       const Packers& packers, int8_t* panel, int32_t* sums, int* max_abs) {
+  int8_t* dst = panel + k_begin * nr;
+  const size_t k_padded_end = (k_end + kr - 1) / kr * kr;
+  const int width = static_cast<int>(std::min<size_t>(nr, b.cols - j0));
+  const bool vectors = packers.b_block && b.col_stride == 1 && (kr == 2 || kr == 4);
+  // rows [k_begin, k_done) x columns [0, j_done) packed by vectors
+  const size_t k_done = vectors ? k_begin + (k_end - k_begin) / kr * kr : k_begin;
+  const int j_done = vectors ? width / 16 * 16 : 0;
+  // Zero padding, unless the vectors write every byte (as wide as B's own bytes).
+  if (k_padded_end > k_begin && (j_done < nr || k_done < k_padded_end))
+    std::memset(dst, 0, (k_padded_end - k_begin) * nr);
+  if (vectors)
+    packers.b_block(b.data + static_cast<ptrdiff_t>(k_begin) * b.row_stride + j0, b.row_stride,
+                    k_done - k_begin, j_done, kr, nr, b.is_u8 ? 0x80 : 0, dst, sums, max_abs);
+  pack_b_bytes(b, j0, k_begin, k_done, j_done, width, nr, kr, panel, sums, max_abs);
+  pack_b_bytes(b, j0, k_done, k_end, 0, width, nr, kr, panel, sums, max_abs);
+}
+
 PackedB pack_b(const ByteMatrix& b, const GemmKernel& kernel, bool single_use) {
   const int nr = kernel.nr, kr = kernel.kr;
-  const Packers& packers = *kernel.packers;
   PackedB p;
   p.single_use = single_use;
   p.k = b.rows;
@@ -23,43 +65,10 @@ PackedB pack_b(const ByteMatrix& b, const GemmKernel& kernel, bool single_use) {
   p.is_u8 = b.is_u8;
   allocate_panels(p);
   p.colsum.assign(p.panels * nr, 0);
-  const uint8_t flip = b.is_u8 ? 0x80 : 0;
-  // Rows [k_begin, k_end) x panel columns [j_begin, j_end), one byte at a time.
-  auto pack_scalar = [&](int8_t* dst, int32_t* sums, size_t j0, size_t k_begin, size_t k_end,
-                         int j_begin, int j_end, int* max_abs) {
-    if (j_begin >= j_end) return;  // nothing left to the vectors (the per-row division costs)
-    for (size_t k = k_begin; k < k_end; ++k) {
-      const uint8_t* src = b.data + static_cast<ptrdiff_t>(k) * b.row_stride +
-                           static_cast<ptrdiff_t>(j0) * b.col_stride;
-      int8_t* group = dst + (k / kr) * nr * kr + k % kr;  // row k: group k / kr, slot k % kr
-      for (int j = j_begin; j < j_end; ++j) {
-        const int8_t v = static_cast<int8_t>(src[j * b.col_stride] ^ flip);
-        group[j * kr] = v;
-        sums[j] = static_cast<int32_t>(static_cast<uint32_t>(sums[j]) + static_cast<uint32_t>(v));
-        *max_abs = std::max(*max_abs, v < 0 ? -int(v) : int(v));
-      }
-    }
-  };
-  // Rows [k_begin, k_end) of one panel; k_begin a multiple of kr, k_end too
-  // unless it is K (the zero-padded last group).
+  const Packers& packers = *kernel.packers;
   auto pack_panel_rows = [&](size_t panel, size_t k_begin, size_t k_end, int* max_abs) {
-    int8_t* panel_dst = p.data.get() + panel * p.k_padded * nr;
-    int8_t* dst = panel_dst + k_begin * nr;
-    const size_t k_padded_end = (k_end + kr - 1) / kr * kr;
-    std::memset(dst, 0, (k_padded_end - k_begin) * nr);
-    const size_t j0 = panel * nr;
-    const int width = static_cast<int>(std::min<size_t>(nr, b.cols - j0));
-    int32_t* sums = p.colsum.data() + j0;
-    size_t k_done = k_begin;  // rows [k_begin, k_done) x columns [0, j_done) packed by vectors
-    int j_done = 0;
-    if (packers.b_block && b.col_stride == 1 && (kr == 2 || kr == 4)) {
-      j_done = width / 16 * 16;
-      k_done = k_begin + (k_end - k_begin) / kr * kr;
-      packers.b_block(b.data + static_cast<ptrdiff_t>(k_begin) * b.row_stride + j0, b.row_stride,
-                      k_done - k_begin, j_done, kr, nr, flip, dst, sums, max_abs);
-    }
-    pack_scalar(panel_dst, sums, j0, k_begin, k_done, j_done, width, max_abs);
-    pack_scalar(panel_dst, sums, j0, k_done, k_end, 0, width, max_abs);
+    pack_b_panel_rows(b, panel * nr, k_begin, k_end, nr, kr, packers, p.data.get() + panel * p.k_padded * nr,
+                      p.colsum.data() + panel * nr, max_abs);
   };
   // Threads only pay off for large matrices (weights are packed once anyway).
   const size_t tasks = b.rows * b.cols >= (size_t(1) << 18)

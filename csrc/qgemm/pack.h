@@ -33,13 +33,20 @@ struct ByteMatrix {
   bool is_u8;
 };
 
-// B in kernel's panels (nr, kr). single_use: B is packed for one call (see
-// PackedB::single_use); large panels then come from the buffer pool, which
-// spares every call the page faults of fresh memory.
+// B in kernel's panels (nr, kr), with its packing loops. single_use: B is
+// packed for one call (see PackedB::single_use); large panels then come from
+// the buffer pool, which spares every call the page faults of fresh memory.
 PackedB pack_b(const ByteMatrix& b, const GemmKernel& kernel, bool single_use = false);
+// Rows [k_begin, k_end) of the panel of B whose first column is j0 into
+// `panel` (that panel's packed storage, row 0 at its start), with the given
+// packing loops; k_begin a multiple of kr, k_end too unless it is B's last
+// row (the zero-padded last group). Adds the column sums of stored values
+// into sums[0..nr) and raises *max_abs to the largest |stored value|.
+void pack_b_panel_rows(const ByteMatrix& b, size_t j0, size_t k_begin, size_t k_end, int nr, int kr,
+                       const Packers& packers, int8_t* panel, int32_t* sums, int* max_abs);
 // Packs rows [0, m) (m <= kernel.mr) and columns [k0, k0 + kc) of A into dst
-// as kernel.packed_a says and adds each row's sum of stored values into
-// rowsum[0..m). row_ptr[i] is row i.
+// as kernel.packed_a says, with its packing loops, and adds each row's sum of
+// stored values into rowsum[0..m). row_ptr[i] is row i.
 void pack_a(const uint8_t* const* row_ptr, int m, ptrdiff_t col_stride, bool is_u8, size_t k0,
             size_t kc, const GemmKernel& kernel, void* dst, int32_t* rowsum);
 // What the flip of A's bytes adds to its zero point in the stored domain.

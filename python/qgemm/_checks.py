@@ -76,7 +76,8 @@ def scales(scale: Any, count: Optional[int], arg: str = "scale") -> np.ndarray:
     s32 = s.astype(np.float32)
     _check_count(s32, count, arg)
     # Checked after the cast: 1e-50 is positive in float64 but 0 in float32.
-    if not np.all(np.isfinite(s32)) or not np.all(s32 > 0):
+    # min and max: two reductions, no temporaries (NaN fails both comparisons).
+    if s32.size and not (s32.min() > 0 and s32.max() < math.inf):
         raise ValueError(f"{arg} must be finite and > 0 (as float32), got {scale!r}")
     return s32.reshape(-1)
 

@@ -87,7 +87,7 @@ class PackedMatrix:
         """Writes the packed matrix to ``path`` as it is, in this CPU's layout (one
         file, replaced atomically): :func:`load_packed` maps it back without
         packing again."""
-        _packed_file.write(path, self._packed, self._dtype, self.zero_point)
+        write_packed_file(path, self)
 
     def __reduce__(self):
         return (PackedMatrix, (self.unpack(), self.zero_point))
@@ -131,8 +131,29 @@ def load_packed(path: Union[str, "os.PathLike[str]"], mmap: bool = True, verify:
     A corrupt, truncated, or unreadable file (another format version, an
     unknown stored layout) raises ValueError saying what is wrong.
     """
+    return read_packed_file(path, mmap=mmap, verify=verify, repack=repack)[0]
+
+
+# What qgemm's own modules use to hand a PackedMatrix to the core or a file,
+# so that none of them depends on its attributes.
+
+def native_operand(b: PackedMatrix) -> Tuple["_qgemm.PackedB", np.ndarray]:
+    """The core's operand for a packed B: the native packed matrix and its
+    zero points (int32: one, or one per column)."""
+    return b._packed, b._zero_point
+
+
+def write_packed_file(path: Union[str, "os.PathLike[str]"], b: PackedMatrix, extra: bytes = b"",
+                      extra_kind: str = "") -> None:
+    """Writes b to one file (see PackedMatrix.save), with an optional extra payload."""
+    _packed_file.write(path, b._packed, b._dtype, b.zero_point, extra=extra, extra_kind=extra_kind)
+
+
+def read_packed_file(path: Union[str, "os.PathLike[str]"], mmap: bool, verify: bool,
+                     repack: bool) -> Tuple[PackedMatrix, "_packed_file.Loaded"]:
+    """The PackedMatrix in a file (see load_packed), and what else the file holds."""
     f = _packed_file.read(path, mmap=mmap, verify=verify, repack=repack)
-    return PackedMatrix._from_native(f.packed, f.dtype, f.zero_point)
+    return PackedMatrix._from_native(f.packed, f.dtype, f.zero_point), f
 
 
 def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) -> PackedMatrix:
@@ -140,10 +161,13 @@ def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) ->
     was packed with), else ``b`` packed for this one call."""
     if isinstance(b, PackedMatrix):
         if b_zero_point is not None:
-            n = b.shape[1]
-            given = np.asarray(b_zero_point)
-            same = given.ndim <= 1 and given.size in (1, n) and np.array_equal(
-                np.broadcast_to(given, (n,)), np.broadcast_to(b._zero_point, (n,)))
+            n, packed_zp = b.shape[1], b._zero_point
+            if isinstance(b_zero_point, (int, np.integer)) and packed_zp.size == 1:  # no NumPy calls: ~5 us
+                same = b_zero_point == packed_zp[0]
+            else:
+                given = np.asarray(b_zero_point)
+                same = given.ndim <= 1 and given.size in (1, n) and np.array_equal(
+                    np.broadcast_to(given, (n,)), np.broadcast_to(packed_zp, (n,)))
             if not same:
                 raise ValueError(f"b_zero_point={b_zero_point!r} differs from the zero point b was packed "
                                  f"with ({b.zero_point!r}); pass None or the same value")

@@ -28,11 +28,11 @@ from typing import Any, Dict, Iterable, Optional, Union
 
 import numpy as np
 
-from . import _checks, _memory, _packed_file, _qgemm
-from .gemm import PackedMatrix, pack
+from . import _checks, _memory, _qgemm
+from .gemm import PackedMatrix, native_operand, pack, read_packed_file, write_packed_file
 from .observers import MinMax, Observer
 from .quantization import QParams, _check_bits, choose_qparams, quantize
-from .requant import Activation, _activation_bounds, qlinear_matmul
+from .requant import Activation, _real_clamp, qlinear_matmul
 
 
 _LINEAR_STATE = "qgemm.nn.Linear state_dict, npz"  # the extra bytes of a Linear's file
@@ -75,9 +75,9 @@ class Linear:
                                  f"weight_qparams say {weight_qparams.dtype} with {weight_qparams.zero_point!r}")
         self._weight_q = w
         self.weight_qparams = weight_qparams
-        self.bias = None if bias is None else _checks.float_array(bias, "bias").astype(np.float32)
-        if self.bias is not None and self.bias.shape != (self.out_features,):
-            raise ValueError(f"bias must have shape ({self.out_features},), got {self.bias.shape}")
+        self._bias = None if bias is None else _checks.float_array(bias, "bias").astype(np.float32)
+        if self._bias is not None and self._bias.shape != (self.out_features,):
+            raise ValueError(f"bias must have shape ({self.out_features},), got {self._bias.shape}")
         self.activation = activation
         self.input_qparams: Optional[QParams] = None
         self.output_qparams: Optional[QParams] = None
@@ -85,8 +85,15 @@ class Linear:
         self._packed: PackedMatrix = packed if packed is not None else pack(w.T, weight_qparams.zero_point)
         self._w_scale = np.broadcast_to(np.asarray(weight_qparams.scale, np.float32),
                                         (self.out_features,)).copy()
-        # Dynamic mode's output stage, minus the per-call activation scale.
-        self._fmin, self._fmax = _activation_bounds(activation, None, 0, 0, 0, quantized=False)
+        # Dynamic mode's weights, bias and activation clamp, held by the core.
+        self._dynamic = _qgemm.DynamicLinear(*native_operand(self._packed), self._w_scale, self._bias,
+                                             *_real_clamp(activation))
+
+    @property
+    def bias(self) -> Optional[np.ndarray]:
+        """The float32 bias (out_features,), or None. Set at construction, like the
+        weights (the native layer holds both); ``load_state_dict`` replaces it."""
+        return self._bias
 
     @property
     def weight_q(self) -> np.ndarray:
@@ -159,8 +166,7 @@ class Linear:
         # A range with infinity, too wide for float32, or with no number at all
         # (a row or batch of NaN) is a ValueError raised by the call.
         if y.size:
-            _qgemm.linear_dynamic(x2, self._packed._packed, self._packed._zero_point, self._w_scale,
-                                  self.bias, self._fmin, self._fmax, y, self.per_token, self.act_bits)
+            self._dynamic.forward(x2, y, self.per_token, self.act_bits)
         return y.reshape(xf.shape[:-1] + (self.out_features,))
 
     forward = __call__
@@ -177,7 +183,7 @@ class Linear:
             xb = _checks.float_array(batch, "batch").astype(np.float32, copy=False)
             obs_in.update(xb)
             obs_out.update(self(xb))
-        if obs_in._channels is None:
+        if not obs_in.has_data:
             raise ValueError("calibrate needs at least one batch")
         return self.set_static(obs_in.qparams(dtype), obs_out.qparams(dtype))
 
@@ -251,13 +257,16 @@ class Linear:
         return lin._load_static_qparams(d)
 
     def load_state_dict(self, d: Dict[str, Any]) -> "Linear":
-        """Loads static parameters and the dynamic scheme (weights and activation
-        are replaced when they differ)."""
+        """Loads static parameters and the dynamic scheme (weights, bias and
+        activation are replaced when they differ)."""
         activation = _saved_activation(d) if "activation" in d else self.activation
         w = d["weight_q"]
         same_weights = w is self._packed or (not isinstance(w, PackedMatrix)
                                              and np.array_equal(np.asarray(w), self.weight_q))
-        if not same_weights or activation != self.activation:
+        bias = d.get("bias")
+        same_bias = (bias is None and self._bias is None) or (
+            bias is not None and self._bias is not None and np.array_equal(np.asarray(bias, np.float32), self._bias))
+        if not same_weights or not same_bias or activation != self.activation:
             fresh = Linear.from_state_dict({k: v for k, v in d.items() if not k.startswith(("input", "output"))},
                                            activation)
             self.__dict__.update(fresh.__dict__)
@@ -282,15 +291,14 @@ class Linear:
         state = {k: v for k, v in self.state_dict().items() if k != "weight_q"}
         buf = io.BytesIO()
         np.savez(buf, **state)
-        _packed_file.write(path, self._packed._packed, self._packed.dtype.name, self._packed.zero_point,
-                           extra=buf.getvalue(), extra_kind=_LINEAR_STATE)
+        write_packed_file(path, self._packed, extra=buf.getvalue(), extra_kind=_LINEAR_STATE)
 
     @classmethod
     def load(cls, path: Union[str, "os.PathLike[str]"], mmap: bool = True, verify: bool = False) -> "Linear":
         """The layer :meth:`save` wrote. The packed weights are memory-mapped (or
         repacked for another CPU, or read with ``mmap=False``) exactly as
         :func:`qgemm.load_packed` does; the rest goes through :meth:`from_state_dict`."""
-        f = _packed_file.read(path, mmap=mmap, verify=verify, repack=True)
+        weights, f = read_packed_file(path, mmap=mmap, verify=verify, repack=True)
         if f.extra_kind != _LINEAR_STATE:
             raise ValueError(f"{os.fspath(path)!r} holds a packed matrix, not a Linear layer "
                              "(load it with qgemm.load_packed)")
@@ -299,7 +307,7 @@ class Linear:
                 state: Dict[str, Any] = {k: z[k] for k in z.files}
         except ValueError as e:  # the header checksum passed, so this is not damage but a foreign writer
             raise ValueError(f"cannot load the Linear state in {os.fspath(path)!r}: {e}") from None
-        state["weight_q"] = PackedMatrix._from_native(f.packed, f.dtype, f.zero_point)
+        state["weight_q"] = weights
         return cls.from_state_dict(state)
 
     def __repr__(self) -> str:

@@ -66,6 +66,11 @@ class Observer:
 
     __call__ = update
 
+    @property
+    def has_data(self) -> bool:
+        """True once a batch has been observed (even one of only NaN)."""
+        return self._channels is not None
+
     def range(self) -> Tuple[np.ndarray, np.ndarray]:
         """The (min, max) chosen so far, one value per channel."""
         if self._channels is None:

@@ -265,6 +265,10 @@ struct GemmCase {
   bool single_use = false;  // B packed for one call (choose_kernel's row rule)
   size_t check_every = 1;   // rows checked against the reference: every n-th (big cases)
   bool per_row = false;     // one zero point (and, for float outputs, scale) of A per row
+  // B plain, to gemm_plain_b (packed inside the call) instead of pack_b +
+  // gemm, stored with rows padded (1) or transposed (2) when b_layout says so.
+  bool plain_b = false;
+  int b_layout = 0;
 };
 
 // The reference output stage for one exact accumulator (independent of the
@@ -395,7 +399,22 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   std::vector<uint8_t> c((rows * ldc + 1) * esize, 0x5A), want_elem(4);
   out.data = c.data();
   out.ldc = ldc;
-  gemm(kern.gemm, A, za, pb, zb.data(), g.zb_per_column, out);
+  if (g.plain_b) {
+    // B as the caller holds it: contiguous, rows padded, or transposed.
+    const size_t ldb = g.b_layout == 1 ? g.n + 7 : g.n;
+    std::vector<uint8_t> held(g.b_layout == 1 ? g.k * ldb : g.k * g.n);
+    ptrdiff_t rs = static_cast<ptrdiff_t>(ldb), cs = 1;
+    if (g.b_layout == 2) {
+      rs = 1;
+      cs = static_cast<ptrdiff_t>(g.k);
+    }
+    for (size_t kk = 0; kk < g.k; ++kk)
+      for (size_t j = 0; j < g.n; ++j) held[kk * rs + j * cs] = b[kk * g.n + j];
+    const ByteMatrix bm{held.data(), g.k, g.n, rs, cs, g.b_u8};
+    gemm_plain_b(kern.gemm, A, za, bm, zb.data(), g.zb_per_column, out);
+  } else {
+    gemm(kern.gemm, A, za, pb, zb.data(), g.zb_per_column, out);
+  }
   bool ok = true;
   for (size_t r = 0; r < rows && ok; ++r) {
     if (r % g.check_every != 0 && r + 1 != rows) continue;
@@ -413,10 +432,11 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   }
   char tag[256];
   std::snprintf(tag, sizeof tag,
-                "%s gemm b=%zu m=%zu n=%zu k=%zu a_u8=%d b_u8=%d aT=%d zbcol=%d ext=%d kind=%d range=%d "
-                "per_row=%d",
-                choose_kernel(kern.gemm, A, pb).name, g.batch, g.m, g.n, g.k, g.a_u8, g.b_u8,
-                g.a_transposed, g.zb_per_column, g.extremes, int(g.kind), g.range, g.per_row);
+                "%s %s b=%zu m=%zu n=%zu k=%zu a_u8=%d b_u8=%d aT=%d zbcol=%d ext=%d kind=%d range=%d "
+                "per_row=%d b_layout=%d",
+                choose_kernel(kern.gemm, A, pb).name, g.plain_b ? "gemm_plain_b" : "gemm", g.batch, g.m, g.n, g.k,
+                g.a_u8, g.b_u8, g.a_transposed, g.zb_per_column, g.extremes, int(g.kind), g.range, g.per_row,
+                g.b_layout);
   check(ok, tag);
 }
 
@@ -502,6 +522,92 @@ static void test_gemm(const Kernels& kern) {
         test_gemm_case(kern, {1, 40, 33, 3000, a_u8, b_u8, false, false, true, OutputKind::int32, range});
         test_gemm_case(kern, {1, 2, 300, 900, a_u8, b_u8, true, true, false, OutputKind::requantize_fixed_point, range});
       }
+}
+
+// A plain B packed inside the call (gemm_plain_b): its K blocks of 512 rows
+// (edges on either side, and int32 partials in scratch for the other output
+// kinds), partial tiles and panels, column blocks split across threads, per
+// column and per row zero points, both dtypes of B, B's strides, and the
+// shapes it hands to pack_b + gemm (A too large to pack whole).
+static void test_plain_b(const Kernels& kern) {
+  const size_t ks[] = {0, 1, 3, 4, 5, 64, 511, 512, 513, 1024, 1025, 1500};
+  const size_t ms[] = {1, 2, 7, 8, 9, 17, 40, 65};
+  const size_t ns[] = {1, 15, 16, 17, 31, 32, 33, 48, 100, 257, 300, 513};
+  for (int t = 0; t < 160; ++t) {
+    GemmCase g;
+    g.batch = rand_int(1, 2);
+    g.m = ms[rand_int(0, 7)];
+    g.n = ns[rand_int(0, 11)];
+    g.k = ks[rand_int(0, 11)];
+    g.a_u8 = rand_int(0, 1);
+    g.b_u8 = rand_int(0, 1);
+    g.a_transposed = rand_int(0, 3) == 0;
+    g.zb_per_column = rand_int(0, 1);
+    g.extremes = rand_int(0, 5) == 0;
+    g.kind = kAllKinds[rand_int(0, 3)];
+    g.per_row = rand_int(0, 2) == 0;
+    g.plain_b = true;
+    g.b_layout = rand_int(0, 5) == 0 ? 2 : rand_int(0, 3) == 0 ? 1 : 0;
+    test_gemm_case(kern, g);
+  }
+  for (bool b_u8 : {false, true})
+    for (OutputKind kind : kAllKinds) {
+      GemmCase g{1, 33, 300, 1025, !b_u8, b_u8, false, true, false, kind};
+      g.plain_b = true;
+      g.per_row = kind != OutputKind::int32;
+      test_gemm_case(kern, g);
+      g = {1, 3, 700, 1500, b_u8, b_u8, false, false, true, kind};  // extremes: sums past int16 in the packer
+      g.plain_b = true;
+      g.b_layout = 1;
+      test_gemm_case(kern, g);
+    }
+  // A past the size packed whole (4 MiB): pack_b + gemm inside.
+  GemmCase big{1, 1100, 40, 4000, true, false, false, true, false, OutputKind::requantize_float};
+  big.plain_b = true;
+  big.check_every = 16;
+  test_gemm_case(kern, big);
+}
+
+// Every packing table this CPU runs packs B's panels to the same bytes,
+// column sums and max|B| as the portable loops.
+static void test_packers() {
+  std::vector<std::pair<const char*, const Packers*>> tables = {{"baseline", &baseline_packers()}};
+#if defined(QGEMM_HAVE_AVX2)
+  if (cpu_features().avx2) tables.push_back({"avx2", &avx2_packers()});
+#endif
+  const Packers portable{};
+  for (int t = 0; t < 200; ++t) {
+    const int nr = rand_int(0, 2) == 0 ? 16 : 32, kr = rand_int(0, 1) ? 4 : 2;
+    const size_t k = static_cast<size_t>(rand_int(0, t % 4 == 0 ? 1200 : 300)), n = static_cast<size_t>(rand_int(1, 100));
+    // 64 rows per call (as pack_b), or all of them (int16 sums widened on the way).
+    const size_t chunk = rand_int(0, 1) ? 64 : std::max<size_t>(k, 1);
+    const size_t ld = n + static_cast<size_t>(rand_int(0, 1) * 9);
+    const bool u8 = rand_int(0, 1), extremes = rand_int(0, 3) == 0;
+    std::vector<uint8_t> b(k * ld);
+    for (auto& x : b) x = extremes ? (u8 ? (rand_int(0, 1) ? 0 : 255) : 0x80) : static_cast<uint8_t>(rand_int(0, 255));
+    const ByteMatrix bm{b.data(), k, n, static_cast<ptrdiff_t>(ld), 1, u8};
+    const size_t k_padded = (k + kr - 1) / kr * kr, panels = (n + nr - 1) / nr;
+    auto pack_with = [&](const Packers& p, std::vector<int8_t>& out, std::vector<int32_t>& sums, int& max_abs) {
+      out.assign(panels * k_padded * nr, 0x33);
+      sums.assign(panels * nr, 0);
+      max_abs = 0;
+      for (size_t q = 0; q < panels; ++q)
+        for (size_t k0 = 0; k0 < k || k0 == 0; k0 += chunk)
+          pack_b_panel_rows(bm, q * nr, k0, std::min(k, k0 + chunk), nr, kr, p, out.data() + q * k_padded * nr,
+                            sums.data() + q * nr, &max_abs);
+    };
+    std::vector<int8_t> want, got;
+    std::vector<int32_t> want_sums, got_sums;
+    int want_max = 0, got_max = 0;
+    pack_with(portable, want, want_sums, want_max);
+    for (const auto& table : tables) {
+      pack_with(*table.second, got, got_sums, got_max);
+      char tag[160];
+      std::snprintf(tag, sizeof tag, "packers %s b_block k=%zu n=%zu ld=%zu nr=%d kr=%d u8=%d", table.first, k, n, ld,
+                    nr, kr, u8);
+      check(got == want && got_sums == want_sums && got_max == want_max, tag);
+    }
+  }
 }
 
 // The driver's choice of a range-proven kernel: taken exactly when the
@@ -635,6 +741,7 @@ int main() {
   std::printf("CPU ISAs available:");
   for (Isa isa : available_isas()) std::printf(" %s", isa_name(isa));
   std::printf("\n");
+  test_packers();
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     for (Isa isa : available_isas()) {
@@ -642,6 +749,7 @@ int main() {
       const int before = g_failed;
       test_quantize(k, ref);
       test_gemm(k);
+      test_plain_b(k);
       test_range_proof(k);
       test_borrowed_panels(k);
       test_requantize(k);

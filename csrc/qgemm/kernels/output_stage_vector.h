@@ -228,6 +228,25 @@ struct VectorEpilogue {
   static QGEMM_INLINE void tile(const Int (&lo)[M], const Int (&hi)[M], void* c, size_t ldc, int n, int flags,
                                 const EpilogueParams* ep) {
     static_assert(kVectors == 2, "two accumulator arrays: the two halves of a tile row");
+    if (n == NR && ep->out.kind == OutputKind::int32 && !ep->col_zb && !ep->row_za) {
+      // Whole plain int32 rows straight from the registers: at short K (an
+      // attention head's 64) the round trip through memory is a good part
+      // of a tile's time.
+      const bool final = flags & kGemmFinal;
+      const Int t0 = final ? V::load(ep->col_term) : V::dup(0), t1 = final ? V::load(ep->col_term + kLanes) : V::dup(0);
+      int32_t* row = static_cast<int32_t*>(c);
+#pragma GCC unroll 8
+      for (int i = 0; i < M; ++i, row += ldc) {
+        Int v0 = V::sub(lo[i], t0), v1 = V::sub(hi[i], t1);
+        if (flags & kGemmAccumulate) {
+          v0 = V::add(v0, V::load(row));
+          v1 = V::add(v1, V::load(row + kLanes));
+        }
+        V::store(row, v0);
+        V::store(row + kLanes, v1);
+      }
+      return;
+    }
     alignas(64) int32_t buf[M][NR];
 #pragma GCC unroll 8
     for (int i = 0; i < M; ++i) {

@@ -41,7 +41,7 @@ struct Avx2Exact {
 }  // namespace
 
 const GemmKernel& avx2_gemm_kernel() {
-  static const GemmKernel k = dot_kernel_record<Avx2Exact>("gemm_s16s8_6x16c2_avx2", sse2_packers(),
+  static const GemmKernel k = dot_kernel_record<Avx2Exact>("gemm_s16s8_6x16c2_avx2", avx2_packers(),
                                                       &avx2_assuming_int16_pair_sums_gemm_kernel());
   return k;
 }

@@ -52,7 +52,7 @@ struct Avx2AssumingInt16PairSums {
 
 const GemmKernel& avx2_assuming_int16_pair_sums_gemm_kernel() {
   static const GemmKernel k =
-      dot_kernel_record<Avx2AssumingInt16PairSums>("gemm_u8s8_6x16c4_avx2_assuming_int16_pair_sums", sse2_packers());
+      dot_kernel_record<Avx2AssumingInt16PairSums>("gemm_u8s8_6x16c4_avx2_assuming_int16_pair_sums", avx2_packers());
   return k;
 }
 

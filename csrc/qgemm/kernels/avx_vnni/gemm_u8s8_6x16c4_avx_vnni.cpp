@@ -27,7 +27,7 @@ struct AvxVnni : U8S8DotTraits<VectorAvx2, 6> {
 }  // namespace
 
 const GemmKernel& avx_vnni_gemm_kernel() {
-  static const GemmKernel k = dot_kernel_record<AvxVnni>("gemm_u8s8_6x16c4_avx_vnni", sse2_packers());
+  static const GemmKernel k = dot_kernel_record<AvxVnni>("gemm_u8s8_6x16c4_avx_vnni", avx2_packers());
   return k;
 }
 

@@ -103,7 +103,7 @@ int max_byte(const uint8_t* row, size_t n, uint8_t flip) {
 }  // namespace
 
 // No range-proven kernel on AArch64: B never changes from pairs to quads.
-const Packers& neon_packers() {
+const Packers& baseline_packers() {
   static const Packers p = {pack_b_block, a_four_rows_c4, nullptr, max_byte};
   return p;
 }

@@ -59,7 +59,7 @@ struct Tile {
 }  // namespace
 
 const GemmKernel& neon_dotprod_gemm_kernel() {
-  static const GemmKernel k = {"gemm_s8s8_8x8c4_neon_dotprod", kMr, kNr, kKr, PackedA::int8, &neon_packers(),
+  static const GemmKernel k = {"gemm_s8s8_8x8c4_neon_dotprod", kMr, kNr, kKr, PackedA::int8, &baseline_packers(),
                                gemm_live_rows<kMr, int8_t, Tile>, Epilogue::final_block};
   return k;
 }

@@ -37,7 +37,7 @@ void epilogue_scalar(const int32_t* acc, size_t lda, void* c, size_t ldc, int m,
 }  // namespace
 
 const GemmKernel& scalar_gemm_kernel() {
-  static const GemmKernel k = {"gemm_s16s8_4x8c2_scalar", kMr, kNr, kKr, PackedA::int16, &scalar_packers(),
+  static const GemmKernel k = {"gemm_s16s8_4x8c2_scalar", kMr, kNr, kKr, PackedA::int16, &baseline_packers(),
                                gemm_s16s8_4x8c2_scalar, epilogue_scalar};
   return k;
 }

@@ -1,10 +1,10 @@
-// The scalar kernel's packing loops: none, pack.cpp's portable loops do
-// everything (so the scalar path checks them end to end on every build).
+// Builds for an architecture with no vector packing loops (neither x86-64
+// nor AArch64): pack.cpp's portable loops do everything.
 #include "qgemm/kernels.h"
 
 namespace qgemm {
 
-const Packers& scalar_packers() {
+const Packers& baseline_packers() {
   static const Packers p = {nullptr, nullptr, nullptr, nullptr};
   return p;
 }

@@ -1,7 +1,8 @@
 // The packing loops on SSE2 (every x86-64 CPU has it): B panels, A's
 // groups of 4 bytes, B's pair layout to its quad layout, and the largest
-// byte of A for range proofs. The contract is Packers (kernels.h); every x86
-// kernel record names these (SSE2 is x86-64's baseline).
+// byte of A for range proofs. The contract is Packers (kernels.h):
+// baseline_packers() on x86-64, named by the scalar kernel's record, and the
+// base of avx2_packers(), named by the other x86 kernels'.
 #include <emmintrin.h>
 
 #include <algorithm>
@@ -126,7 +127,7 @@ int max_byte(const uint8_t* row, size_t n, uint8_t flip) {
 
 }  // namespace
 
-const Packers& sse2_packers() {
+const Packers& baseline_packers() {
   static const Packers p = {pack_b_block, a_four_rows_c4, pairs_to_quads, max_byte};
   return p;
 }

@@ -1,0 +1,85 @@
+// Packing speed of B against a plain memcpy of the same bytes, one thread:
+// every packing table this CPU runs (Packers, kernels.h), on a k x n int8 B
+// with unit column stride, destination and source touched before timing.
+// Usage: bench_pack [k n [nr kr]]  (default 4096 4096, nr 32, kr 4); the
+// environment variables KC and NC set the block of the second measurement
+// (default 512 rows x 256 columns, as gemm_plain_b).
+// Built with the C++ tests: build/dev/bench_pack.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "qgemm/cpu.h"
+#include "qgemm/kernels.h"
+#include "qgemm/pack.h"
+
+using namespace qgemm;
+
+template <class F>
+static double best_seconds(F f, int reps = 15) {
+  f();
+  double best = 1e9;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+int main(int argc, char** argv) {
+  const size_t k = argc > 2 ? std::strtoul(argv[1], nullptr, 10) : 4096;
+  const size_t n = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 4096;
+  const int nr = argc > 4 ? std::atoi(argv[3]) : 32, kr = argc > 4 ? std::atoi(argv[4]) : 4;
+  std::vector<uint8_t> src(k * n), copy(k * n);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<uint8_t>(i * 2654435761u >> 13);
+  const size_t panels = (n + nr - 1) / nr, k_padded = (k + kr - 1) / kr * kr;
+  std::vector<int8_t> dst(panels * k_padded * nr);
+  std::vector<int32_t> sums(panels * nr);
+  const ByteMatrix b{src.data(), k, n, static_cast<ptrdiff_t>(n), 1, false};
+  const double gb = static_cast<double>(k * n) / 1e9;
+  std::printf("B %zu x %zu, panels of %d columns, groups of %d rows, 1 thread\n", k, n, nr, kr);
+  std::printf("  memcpy            %6.1f GB/s\n", gb / best_seconds([&] { std::memcpy(copy.data(), src.data(), k * n); }));
+  struct Table { const char* name; const Packers* p; };
+  std::vector<Table> tables = {{"baseline", &baseline_packers()}};
+#if defined(QGEMM_HAVE_AVX2)
+  if (cpu_features().avx2) tables.push_back({"avx2", &avx2_packers()});
+#endif
+  // As pack_b walks B: 64 rows of every panel, then the next 64 rows.
+  for (const Table& t : tables) {
+    const double s = best_seconds([&] {
+      int max_abs = 0;
+      std::fill(sums.begin(), sums.end(), 0);
+      for (size_t k0 = 0; k0 < k; k0 += 64)
+        for (size_t p = 0; p < panels; ++p)
+          pack_b_panel_rows(b, p * nr, k0, std::min(k, k0 + 64), nr, kr, *t.p, dst.data() + p * k_padded * nr,
+                            sums.data() + p * nr, &max_abs);
+    });
+    std::printf("  pack_b %-10s %6.1f GB/s  (whole B, as qgemm.pack)\n", t.name, gb / s);
+  }
+  // As gemm_plain_b walks B: the panels of a block of 512 rows x 256
+  // columns one after the other into one scratch panel that stays in L1,
+  // then the next block down K.
+  const size_t kc = std::getenv("KC") ? std::strtoul(std::getenv("KC"), nullptr, 10) : 512;
+  const size_t nc = (std::getenv("NC") ? std::strtoul(std::getenv("NC"), nullptr, 10) : 256) / nr * nr;
+  std::vector<int8_t> block(kc * nr);
+  for (const Table& t : tables) {
+    const double s = best_seconds([&] {
+      int max_abs = 0;
+      std::fill(sums.begin(), sums.end(), 0);
+      for (size_t n0 = 0; n0 < n; n0 += nc)
+        for (size_t k0 = 0; k0 < k; k0 += kc) {
+          const size_t rows = std::min(kc, k - k0);
+          const ByteMatrix part{src.data() + k0 * n, rows, n, static_cast<ptrdiff_t>(n), 1, false};
+          for (size_t j = n0; j < std::min(n, n0 + nc); j += nr)
+            pack_b_panel_rows(part, j, 0, rows, nr, kr, *t.p, block.data(), sums.data() + j, &max_abs);
+        }
+    });
+    std::printf("  pack_b %-10s %6.1f GB/s  (%zu x %zu blocks, one panel of scratch: as a plain B to matmul)\n", t.name, gb / s,
+                kc, nc);
+  }
+  return 0;
+}

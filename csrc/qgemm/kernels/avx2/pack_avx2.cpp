@@ -1,0 +1,120 @@
+// B's packing loop on AVX2: 32 columns of kr rows per step (SSE2 does 16),
+// column sums by multiply-add against ones (vpmaddubsw never saturates on
+// 1 * b + 1 * b'), max|B| by vpabsb. Every x86-64 table keeps SSE2's other
+// loops (Packers, kernels.h); pack.cpp picks this table on AVX2 CPUs.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "qgemm/kernels.h"
+#include "qgemm/kernels/always_inline.h"
+
+namespace qgemm {
+namespace {
+
+
+// Columns [j, j + 32) (kHalf: [j, j + 16)) of rows [0, k) into the panel
+// layout; column sums added into sums[j..], |values| into *vmax.
+template <int KR, bool kHalf>
+QGEMM_INLINE void b_strip(const uint8_t* src, ptrdiff_t row_stride, size_t groups, int nr, __m256i vflip,
+                          int8_t* dst, int32_t* sums, __m256i* vmax) {
+  constexpr int kOut = (KR == 4 ? 4 : 2) / (kHalf ? 2 : 1);  // 32-byte stores per group
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  // int16 sums: kr = 4, two pair sums per column; kr = 2, one sum per column.
+  __m256i s16[kOut], s32[kHalf ? 2 : 4];
+#pragma GCC unroll 4
+  for (int v = 0; v < kOut; ++v) s16[v] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+  for (auto& v : s32) v = _mm256_setzero_si256();
+  __m256i mx = *vmax;
+  for (size_t g = 0; g < groups; ++g) {
+    __m256i r[KR];
+#pragma GCC unroll 4
+    for (int i = 0; i < KR; ++i) {
+      const uint8_t* p = src + static_cast<ptrdiff_t>(g * KR + i) * row_stride;
+      r[i] = kHalf ? _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))
+                   : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      r[i] = _mm256_xor_si256(r[i], vflip);
+      mx = _mm256_max_epu8(mx, _mm256_abs_epi8(r[i]));
+    }
+    __m256i o[KR == 4 ? 4 : 2];  // columns in order, kr bytes each
+    if constexpr (KR == 4) {
+      const __m256i t0 = _mm256_unpacklo_epi8(r[0], r[1]), t1 = _mm256_unpacklo_epi8(r[2], r[3]);
+      const __m256i t2 = _mm256_unpackhi_epi8(r[0], r[1]), t3 = _mm256_unpackhi_epi8(r[2], r[3]);
+      const __m256i q0 = _mm256_unpacklo_epi16(t0, t1), q1 = _mm256_unpackhi_epi16(t0, t1);
+      const __m256i q2 = _mm256_unpacklo_epi16(t2, t3), q3 = _mm256_unpackhi_epi16(t2, t3);
+      o[0] = _mm256_permute2x128_si256(q0, q1, 0x20);  // columns 0..7
+      o[1] = _mm256_permute2x128_si256(q2, q3, 0x20);  // 8..15
+      o[2] = _mm256_permute2x128_si256(q0, q1, 0x31);  // 16..23
+      o[3] = _mm256_permute2x128_si256(q2, q3, 0x31);  // 24..31
+    } else {
+      const __m256i t0 = _mm256_unpacklo_epi8(r[0], r[1]), t1 = _mm256_unpackhi_epi8(r[0], r[1]);
+      o[0] = _mm256_permute2x128_si256(t0, t1, 0x20);  // columns 0..15
+      o[1] = _mm256_permute2x128_si256(t0, t1, 0x31);  // 16..31
+    }
+    int8_t* out = dst + g * nr * KR;
+#pragma GCC unroll 4
+    for (int v = 0; v < kOut; ++v) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * v), o[v]);
+      s16[v] = _mm256_add_epi16(s16[v], _mm256_maddubs_epi16(ones8, o[v]));
+    }
+    // To int32 before int16 could overflow (|int16 sum| <= 256 per group: 64 groups).
+    if ((g + 1) % 64 == 0 || g + 1 == groups) {
+#pragma GCC unroll 4
+      for (int v = 0; v < kOut; ++v) {
+        if constexpr (KR == 4) {
+          s32[v] = _mm256_add_epi32(s32[v], _mm256_madd_epi16(s16[v], ones16));
+        } else {
+          s32[2 * v] = _mm256_add_epi32(s32[2 * v], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(s16[v])));
+          s32[2 * v + 1] =
+              _mm256_add_epi32(s32[2 * v + 1], _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s16[v], 1)));
+        }
+        s16[v] = _mm256_setzero_si256();
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < (kHalf ? 2 : 4); ++q) {
+    __m256i* at = reinterpret_cast<__m256i*>(sums + 8 * q);
+    _mm256_storeu_si256(at, _mm256_add_epi32(_mm256_loadu_si256(at), s32[q]));
+  }
+  *vmax = mx;
+}
+
+// Rows [0, k) x columns [0, width) (width a multiple of 16, unit column
+// stride, k a multiple of kr = 2 or 4) into [k / kr][nr][kr] at dst; as
+// Packers::b_block.
+template <int KR>
+void b_block_kr(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int nr, uint8_t flip, int8_t* dst,
+                int32_t* sums, int* max_abs) {
+  const __m256i vflip = _mm256_set1_epi8(static_cast<char>(flip));
+  __m256i vmax = _mm256_setzero_si256();  // |stored value| as unsigned bytes (|-128| = 0x80)
+  int j = 0;
+  for (; j + 32 <= width; j += 32)
+    b_strip<KR, false>(src + j, row_stride, k / KR, nr, vflip, dst + j * KR, sums + j, &vmax);
+  if (j < width) b_strip<KR, true>(src + j, row_stride, k / KR, nr, vflip, dst + j * KR, sums + j, &vmax);
+  alignas(32) uint8_t lanes[32];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), vmax);
+  *max_abs = std::max(*max_abs, static_cast<int>(*std::max_element(lanes, lanes + 32)));
+}
+
+void b_block(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr, uint8_t flip,
+             int8_t* dst, int32_t* sums, int* max_abs) {
+  if (kr == 4) b_block_kr<4>(src, row_stride, k, width, nr, flip, dst, sums, max_abs);
+  else b_block_kr<2>(src, row_stride, k, width, nr, flip, dst, sums, max_abs);
+}
+
+}  // namespace
+
+const Packers& avx2_packers() {
+  static const Packers p = [] {
+    Packers t = baseline_packers();
+    t.b_block = b_block;
+    return t;
+  }();
+  return p;
+}
+
+}  // namespace qgemm
