@@ -20,7 +20,7 @@ QGEMM_INLINE int live_count(int n) {
 template <class V>
 QGEMM_INLINE typename V::Int load_live_by_copy(const int32_t* p, int n) {
   if (n == V::kLanes) return V::load(p);
-  alignas(64) int32_t tmp[V::kLanes] = {};
+  alignas(sizeof(typename V::Int)) int32_t tmp[V::kLanes] = {};
   std::memcpy(tmp, p, n * sizeof(int32_t));
   return V::load(tmp);
 }
@@ -28,7 +28,7 @@ QGEMM_INLINE typename V::Int load_live_by_copy(const int32_t* p, int n) {
 template <class V>
 QGEMM_INLINE void store_live_by_copy(int32_t* p, typename V::Int v, int n) {
   if (n == V::kLanes) return V::store(p, v);
-  alignas(64) int32_t tmp[V::kLanes];
+  alignas(sizeof(typename V::Int)) int32_t tmp[V::kLanes];
   V::store(tmp, v);
   std::memcpy(p, tmp, n * sizeof(int32_t));
 }
