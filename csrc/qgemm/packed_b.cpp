@@ -22,7 +22,7 @@ void allocate_panels(PackedB& p) {
   if (p.single_use && bytes >= kPoolMinBytes) {
     size_t capacity = 0;
     void* mem = pool_acquire(bytes, &capacity);
-    p.data = std::unique_ptr<int8_t[], PanelFree>(static_cast<int8_t*>(mem), PanelFree{capacity});
+    p.data = std::unique_ptr<int8_t[], PanelFree>(static_cast<int8_t*>(mem), PanelFree{capacity, nullptr});
     return;
   }
   void* mem = std::aligned_alloc(64, bytes);

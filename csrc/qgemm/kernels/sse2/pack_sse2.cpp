@@ -29,7 +29,7 @@ void pack_b_block(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width,
     __m128i s16_lo = _mm_setzero_si128(), s16_hi = _mm_setzero_si128();  // cols j..j+7, j+8..j+15
     __m128i s32[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
     for (size_t g = 0; g < k / kr; ++g) {
-      __m128i r[4];
+      __m128i r[4] = {};  // kr of them used (2 or 4); zeroed for the compiler's flow analysis
 #pragma GCC unroll 4
       for (int i = 0; i < kr; ++i) {
         r[i] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(
