@@ -60,24 +60,27 @@ std::vector<ptrdiff_t> batch_offsets(const py::array& x) {
 
 // out: (rows, n) where rows covers every row of a. za_rows: one zero point
 // of A per row, or None for za.
-// b a PackedB: a is (batch, m, k), any strides, its rows flattened.
-// b an int8/uint8 array (..., k, n): a is (..., m, k) with the same leading
-// (batch) shape, any strides (zero ones for broadcast items); each item's B
-// is packed inside the call (gemm_batched.h).
+// b a PackedB, or a plain int8/uint8 (k, n) array (packed inside the call,
+// gemm_plain_b): a is (batch, m, k), any strides, its rows flattened.
+// b a plain (..., k, n) array of batch dimensions: a is (..., m, k) with the
+// same leading (batch) shape, any strides (zero ones for broadcast items);
+// each item's B is packed inside the call (gemm_batched.h).
 void py_gemm(py::array a, int32_t za, py::object b, I32 zb, py::array out, const OutputParams* params,
              std::optional<I32> za_rows) {
   const bool a_u8 = qdtype_of(a) == QDtype::u8;
   const bool packed = py::isinstance<PyPackedB>(b);
   py::array braw = packed ? py::array() : py::array(b);
-  if (!packed) {
-    require(braw.ndim() >= 2 && braw.ndim() == a.ndim(), "a and b need the same number of dimensions");
-    for (int i = 0; i + 2 < a.ndim(); ++i) require(a.shape(i) == braw.shape(i), "a and b differ in batch shape");
-  } else {
+  const bool one_b = packed || braw.ndim() == 2;  // one B for every row of a
+  if (one_b) {
     require(a.ndim() == 3, "a must be 3-D (batch, m, k)");
+  } else {
+    require(braw.ndim() == a.ndim(), "a and b need the same number of dimensions");
+    for (int i = 0; i + 2 < a.ndim(); ++i) require(a.shape(i) == braw.shape(i), "a and b differ in batch shape");
   }
-  const int d = static_cast<int>(a.ndim());
-  const size_t k = packed ? b.cast<const PyPackedB&>().b.k : braw.shape(d - 2);
-  const size_t n = packed ? b.cast<const PyPackedB&>().b.n : braw.shape(d - 1);
+  if (!packed) qdtype_of(braw);  // raises for any other dtype
+  const int d = static_cast<int>(a.ndim()), bd = packed ? 2 : static_cast<int>(braw.ndim());
+  const size_t k = packed ? b.cast<const PyPackedB&>().b.k : braw.shape(bd - 2);
+  const size_t n = packed ? b.cast<const PyPackedB&>().b.n : braw.shape(bd - 1);
   const size_t m = a.shape(d - 2);
   require(static_cast<size_t>(a.shape(d - 1)) == k, "a and b differ in k");
   size_t all_rows = m;  // every row of every batch item
@@ -90,11 +93,19 @@ void py_gemm(py::array a, int32_t za, py::object b, I32 zb, py::array out, const
   const int32_t* zbs = zb.data();
   const int32_t* zas = za_rows ? za_rows->data() : nullptr;
   const uint8_t* adata = static_cast<const uint8_t*>(a.data());
-  if (packed) {
-    const PyPackedB& p = b.cast<const PyPackedB&>();
-    AOperand A{adata, a_u8, static_cast<size_t>(a.shape(0)), m, k, a.strides(0), a.strides(1), a.strides(2), zas};
-    py::gil_scoped_release nogil;
-    gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
+  if (one_b) {
+    const AOperand A{adata, a_u8, static_cast<size_t>(a.shape(0)), m, k, a.strides(0), a.strides(1), a.strides(2),
+                     zas};
+    if (packed) {
+      const PyPackedB& p = b.cast<const PyPackedB&>();
+      py::gil_scoped_release nogil;
+      gemm(active_kernels().gemm, A, za, p.b, zbs, zb_per_column, o);
+    } else {
+      const ByteMatrix B{static_cast<const uint8_t*>(braw.data()), k, n, braw.strides(0), braw.strides(1),
+                         qdtype_of(braw) == QDtype::u8};
+      py::gil_scoped_release nogil;
+      gemm_plain_b(active_kernels().gemm, A, za, B, zbs, zb_per_column, o);
+    }
     return;
   }
   const std::vector<ptrdiff_t> a_off = batch_offsets(a), b_off = batch_offsets(braw);

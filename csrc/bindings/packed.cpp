@@ -13,14 +13,14 @@ namespace qgemm::bindings {
 
 namespace {
 
-PyPackedB py_pack(py::array b, bool single_use) {
+PyPackedB py_pack(py::array b) {
   require(b.ndim() == 2, "b must be 2-D");
   const bool u8 = qdtype_of(b) == QDtype::u8;
   ByteMatrix m{static_cast<const uint8_t*>(b.data()), static_cast<size_t>(b.shape(0)),
                static_cast<size_t>(b.shape(1)), b.strides(0), b.strides(1), u8};
   const GemmKernel& k = active_kernels().gemm;
   py::gil_scoped_release nogil;
-  return PyPackedB{pack_b(m, k, single_use)};
+  return PyPackedB{pack_b(m, k)};
 }
 
 py::array py_unpack(const PyPackedB& p) {
@@ -96,7 +96,7 @@ void bind_packed(py::module_& m) {
                              })
       .def("panels", &py_panels)
       .def("unpack", &py_unpack);
-  m.def("pack", &py_pack, py::arg("b"), py::arg("single_use") = false);
+  m.def("pack", &py_pack, py::arg("b"));
   m.def("packed_from_panels", &py_packed_from_panels);
   m.def("packed_layout", &py_packed_layout);
 }

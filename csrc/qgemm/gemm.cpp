@@ -20,6 +20,11 @@ constexpr size_t kMcMaxTiles = 16;
 constexpr size_t kMinParallelMacs = size_t(1) << 19;  // below this, threads cost more than they give
 constexpr size_t kTasksPerThread = 4;
 constexpr size_t kSingleUseMinRows = 512;  // see choose_kernel
+// A packed whole for column tasks (WholeA): at most this large, and chosen
+// over a row split when B is this many times larger (measured at M x 4096 x
+// 4096 on 2 threads: +17-22% for M = 128 to 512, +5% at 1024, where A is 4 MiB).
+constexpr size_t kWholeAMaxBytes = size_t(4) << 20;
+constexpr size_t kWholeAToB = 4;
 
 size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
@@ -77,10 +82,8 @@ struct Plan {
   std::vector<int32_t> col_term;  // za_stored * colsum - bias
   std::vector<int32_t> col_zb;    // zb in the stored domain, empty if all zero
   PaddedColumns cols;             // scale, offset, multiplier, shift
-  // When every task covers all rows in one M block and one K block (the
-  // panel split of few-row calls), gemm() packs A once for all of them.
-  const uint8_t* a_shared = nullptr;
-  const int32_t* row_term_shared = nullptr;
+  // A packed whole, once, when the tasks split columns (see WholeA).
+  const class WholeA* a_whole = nullptr;
 };
 
 // The plan's zero points in the stored domains (bytes flipped by ^0x80 move
@@ -132,6 +135,70 @@ void row_terms(const Plan& plan, const int32_t* rowsum, size_t m0, size_t mc, in
     row_term[i] = wrap_sub(rowsum[i], wrap_mul(k, plan.za_rows.empty() ? plan.za_stored : plan.za_rows[m0 + i]));
 }
 
+// A packed whole, once per call, for tasks that each need all of it (the
+// column splits): every row tile of every K block (of plan.kc_max rows; K
+// block k0's tiles start at k0 * rows_padded values), with the row terms.
+// The tasks pack it together: each claims chunks of row tiles as it starts
+// and packs them, then waits for the chunks others claimed. One parallel
+// region, not two: on a busy machine a second thread woken twice per call
+// joined too late for small calls.
+class WholeA {
+ public:
+  // Bytes of A packed whole; rowsum and row_term need rows_padded int32 each.
+  static size_t bytes(const GemmKernel& kern, size_t rows, size_t k) {
+    return round_up(rows, kern.mr) * round_up(k, kern.kr) * packed_a_bytes(kern.packed_a);
+  }
+  WholeA(const Plan& plan, size_t chunks, uint8_t* data, int32_t* rowsum, int32_t* row_term)
+      : plan_(plan), chunks_(chunks), data_(data), rowsum_(rowsum), row_term_(row_term),
+        state_(new std::atomic<int>[chunks]) {
+    for (size_t c = 0; c < chunks; ++c) state_[c].store(0, std::memory_order_relaxed);
+  }
+  // Called by every task before it reads A.
+  void ensure_packed() const {
+    for (size_t c = 0; c < chunks_; ++c) {
+      int expected = 0;
+      if (state_[c].load(std::memory_order_relaxed) == 0 &&
+          state_[c].compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        pack_chunk(c);
+        state_[c].store(2, std::memory_order_release);
+      }
+    }
+    // Every chunk is claimed now, by a thread that packs it before it waits.
+    for (size_t c = 0; c < chunks_; ++c)
+      while (state_[c].load(std::memory_order_acquire) != 2) std::this_thread::yield();
+  }
+  // The tiles of the K block that starts at row k0 of B.
+  const uint8_t* block(size_t k0) const { return block_data(k0); }
+  const int32_t* row_term() const { return row_term_; }
+
+ private:
+  uint8_t* block_data(size_t k0) const {
+    return data_ + k0 * round_up(rows(), plan_.kern.mr) * packed_a_bytes(plan_.kern.packed_a);
+  }
+  size_t rows() const { return plan_.a.batch * plan_.a.m; }
+  void pack_chunk(size_t c) const {
+    const GemmKernel& kern = plan_.kern;
+    const size_t K = plan_.a.k, mr = kern.mr, kc = plan_.kc_max, row_tiles = (rows() + mr - 1) / mr;
+    const size_t t0 = row_tiles * c / chunks_, t1 = row_tiles * (c + 1) / chunks_;
+    if (t0 == t1) return;
+    const size_t m0 = t0 * mr, mc = std::min(rows(), t1 * mr) - m0;
+    std::fill(rowsum_ + m0, rowsum_ + m0 + mc, 0);
+    for (size_t k0 = 0; k0 < K; k0 += kc) {
+      const size_t kcb = std::min(kc, K - k0);
+      uint8_t* dst = block_data(k0) + t0 * round_up(kcb, kern.kr) * mr * packed_a_bytes(kern.packed_a);
+      pack_a_block(plan_, m0, mc, k0, kcb, dst, rowsum_ + m0);
+    }
+    row_terms(plan_, rowsum_ + m0, m0, mc, row_term_ + m0);
+  }
+
+  const Plan& plan_;
+  const size_t chunks_;
+  uint8_t* const data_;
+  int32_t* const rowsum_;
+  int32_t* const row_term_;
+  const std::unique_ptr<std::atomic<int>[]> state_;  // per chunk: 0 free, 1 packing, 2 packed
+};
+
 // One thread's scratch in run_block: A's packed block, its row sums and row
 // terms. Allocated by gemm() before any task runs.
 struct BlockScratch {
@@ -140,29 +207,30 @@ struct BlockScratch {
   int32_t* row_term;
 };
 
-// Rows [r0, r1) x panels [p0, p1): pack A block by block and run the tiles.
+// Rows [r0, r1) x panels [p0, p1): pack A block by block (or take it from
+// plan.a_whole, packed already) and run the tiles.
 void run_block(const Plan& plan, const BlockScratch& s, size_t r0, size_t r1, size_t p0, size_t p1) {
   const GemmKernel& kern = plan.kern;
   const size_t K = plan.a.k, mr = kern.mr, nr = kern.nr;
-  const size_t kc_max = plan.kc_max, mc_max = plan.mc_max;
-  const bool shared = plan.a_shared != nullptr;
+  const WholeA* whole = plan.a_whole;
+  const size_t kc_max = plan.kc_max, mc_max = whole ? r1 - r0 : plan.mc_max;
 
   for (size_t m0 = r0; m0 < r1; m0 += mc_max) {
     const size_t mc = std::min(mc_max, r1 - m0);
     const size_t tiles = (mc + mr - 1) / mr;
-    if (!shared) std::fill(s.rowsum, s.rowsum + mc_max, 0);
+    if (!whole) std::fill(s.rowsum, s.rowsum + mc_max, 0);
     // One pass at least: with K == 0 the epilogue still runs, on empty sums.
     for (size_t k0 = 0;;) {
       const size_t kc = std::min(kc_max, K - k0);
       const size_t kc_padded = (kc + kern.kr - 1) / kern.kr * kern.kr;
       const size_t tile_bytes = kc_padded * mr * packed_a_bytes(kern.packed_a);
       const bool final = k0 + kc == K;
-      if (!shared) {
+      if (!whole) {
         pack_a_block(plan, m0, mc, k0, kc, s.a_pack, s.rowsum);
         if (final) row_terms(plan, s.rowsum, m0, mc, s.row_term);
       }
-      const uint8_t* a_block = shared ? plan.a_shared : s.a_pack;
-      const int32_t* rt = shared ? plan.row_term_shared : s.row_term;
+      const uint8_t* a_block = whole ? whole->block(k0) + m0 / mr * tile_bytes : s.a_pack;
+      const int32_t* rt = whole ? whole->row_term() + m0 : s.row_term;
       const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
       for (size_t p = p0; p < p1; ++p) {
         const int8_t* b_slice = plan.b.panel(p) + k0 * nr;
@@ -250,36 +318,40 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   // Split rows across threads when there are enough, else split panels. Up
   // to kTasksPerThread tasks per thread, taken dynamically: a thread that is
   // descheduled (a busy machine) then delays the call by one small task, not
-  // by its whole share.
+  // by its whole share. Panels also when A is small next to B: each row task
+  // would stream all of B, while a panel task reads A packed whole, once,
+  // from cache (see kWholeAMaxBytes).
   const size_t threads = static_cast<size_t>(get_num_threads());
   const size_t mr = kern.mr, row_tiles = (rows + mr - 1) / mr;
+  const size_t a_whole_bytes = WholeA::bytes(kern, rows, K);
+  const size_t b_bytes = b.panels * kern.nr * b.k_padded;
   size_t tasks = 1;
   bool split_rows = false;
   if (threads > 1 && rows * N * K >= kMinParallelMacs) {
-    split_rows = row_tiles >= threads * 2;
+    const bool a_small = a_whole_bytes <= kWholeAMaxBytes && a_whole_bytes * kWholeAToB <= b_bytes;
+    split_rows = row_tiles >= threads * 2 && !a_small;
     tasks = std::min(threads * kTasksPerThread, split_rows ? row_tiles / 2 : b.panels);
   }
-  // Several tasks over all rows in one block: pack A once, here.
-  std::vector<int64_t> a_shared;  // int64 for alignment
-  std::vector<int32_t> rowsum_shared, row_term_shared;
-  if (tasks > 1 && !split_rows && rows <= plan.mc_max && plan.kc_max >= K) {
-    a_shared.resize((plan.mc_max * plan.kc_max * packed_a_bytes(kern.packed_a)) / 8 + 1);
-    rowsum_shared.assign(rows, 0);
-    row_term_shared.resize(plan.mc_max);
-    pack_a_block(plan, 0, rows, 0, K, reinterpret_cast<uint8_t*>(a_shared.data()), rowsum_shared.data());
-    row_terms(plan, rowsum_shared.data(), 0, rows, row_term_shared.data());
-    plan.a_shared = reinterpret_cast<const uint8_t*>(a_shared.data());
-    plan.row_term_shared = row_term_shared.data();
-  }
-  // Each thread's scratch, allocated here: a failed allocation raises in the
-  // caller, never inside a task.
+  const bool a_once = tasks > 1 && !split_rows && a_whole_bytes <= kWholeAMaxBytes;
+  // All scratch is allocated here: a failed allocation raises in the caller,
+  // never inside a task. A packed whole, or one block of it per thread.
   const size_t slots = std::min<size_t>(threads, tasks);
-  const size_t a_bytes = plan.a_shared ? 0 : round_up(plan.mc_max * plan.kc_max * packed_a_bytes(kern.packed_a), 64);
-  const size_t sums_bytes = plan.a_shared ? 0 : round_up(plan.mc_max * sizeof(int32_t), 64);
+  const size_t rows_bytes = round_up(row_tiles * mr * sizeof(int32_t), 64);
+  const size_t whole_bytes = a_once ? round_up(a_whole_bytes, 64) + 2 * rows_bytes : 0;
+  const size_t a_bytes = a_once ? 0 : round_up(plan.mc_max * plan.kc_max * packed_a_bytes(kern.packed_a), 64);
+  const size_t sums_bytes = a_once ? 0 : round_up(plan.mc_max * sizeof(int32_t), 64);
   const size_t slot_bytes = a_bytes + 2 * sums_bytes;
-  const ScratchBuffer scratch(slots * slot_bytes);
+  const ScratchBuffer scratch(whole_bytes + slots * slot_bytes);
+  uint8_t* const whole_data = scratch.as<uint8_t>();
+  std::unique_ptr<WholeA> whole;
+  if (a_once) {
+    int32_t* rowsum = reinterpret_cast<int32_t*>(whole_data + round_up(a_whole_bytes, 64));
+    whole.reset(new WholeA(plan, std::min(slots, row_tiles), whole_data, rowsum,
+                           reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(rowsum) + rows_bytes)));
+    plan.a_whole = whole.get();
+  }
   parallel_for(tasks, slots, [&](size_t t, size_t slot) {
-    uint8_t* base = scratch.as<uint8_t>() + slot * slot_bytes;
+    uint8_t* base = whole_data + whole_bytes + slot * slot_bytes;
     const BlockScratch s{base, reinterpret_cast<int32_t*>(base + a_bytes),
                          reinterpret_cast<int32_t*>(base + a_bytes + sums_bytes)};
     if (split_rows) {
@@ -288,6 +360,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
       if (r0 < r1) run_block(plan, s, r0, r1, 0, b.panels);
     } else {
       const size_t p0 = b.panels * t / tasks, p1 = b.panels * (t + 1) / tasks;
+      if (whole) whole->ensure_packed();
       if (p0 < p1) run_block(plan, s, 0, rows, p0, p1);
     }
   });
@@ -304,7 +377,11 @@ namespace {
 // over all of K instead touched one page per row and measured slower).
 constexpr size_t kPlainKc = 512;
 constexpr size_t kPlainNc = 256;
-constexpr size_t kPlainMaxABytes = size_t(4) << 20;    // A is packed whole, once, for all tasks
+// B of this many bytes or more, with this many rows or more, is packed whole
+// (measured on 2 threads, plain/whole: 128x4096x4096 0.9, 1024^3 0.9-0.97;
+// 16x4096x4096 0.96-1.08; 256^3 1.07-1.26, 512x64x512 1.04-1.09).
+constexpr size_t kPlainMaxBBytes = size_t(1) << 20;
+constexpr size_t kPlainManyRows = 128;
 constexpr size_t kPlainMaxPartials = size_t(1) << 20;  // a slot's int32 partials (outputs other than int32)
 
 struct PlainBScratch {
@@ -315,9 +392,9 @@ struct PlainBScratch {
 };
 
 // Columns [n0, n0 + ncols) of C, all rows: B packed here panel by panel, A
-// already packed whole (K block k0's tiles at a_pack + k0 * rows_padded).
-void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const uint8_t* a_pack, const int32_t* row_term,
-                         const PlainBScratch& s, size_t n0, size_t ncols, size_t nc) {
+// packed whole already.
+void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const WholeA& whole, const PlainBScratch& s,
+                         size_t n0, size_t ncols, size_t nc) {
   const GemmKernel& kern = plan.kern;
   const size_t K = plan.a.k, N = bm.cols, mr = kern.mr, nr = kern.nr, kr = kern.kr;
   const size_t rows = plan.a.batch * plan.a.m, row_tiles = (rows + mr - 1) / mr;
@@ -333,7 +410,7 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const uint8_t* 
                             bm.col_stride, bm.is_u8};
     const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
     const size_t tile_bytes = kc_padded * mr * packed_a_bytes(kern.packed_a);
-    const uint8_t* a_block = a_pack + k0 * row_tiles * mr * packed_a_bytes(kern.packed_a);
+    const uint8_t* a_block = whole.block(k0);
     for (size_t q = 0; q < panels; ++q) {
       // Pack the panel, then run every row on it at once: the memory-bound
       // packing and the compute-bound tiles overlap, and the panel is in L1.
@@ -362,7 +439,7 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const uint8_t* 
       }
       for (size_t t = 0; t < row_tiles; ++t) {
         const int m = static_cast<int>(std::min(mr, rows - t * mr));
-        ep.row_term = row_term + t * mr;
+        ep.row_term = whole.row_term() + t * mr;
         ep.row_za = at_or_null(plan.za_rows, t * mr);
         ep.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
         uint8_t* c = static_cast<uint8_t*>(plan.out.data) + (t * mr * plan.out.ldc + j0) * plan.out_bytes;
@@ -404,11 +481,14 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   const size_t tasks = (N + nc - 1) / nc;
   const size_t kc = std::min(std::max(kr, kPlainKc / kr * kr), k_rounded);
   const bool partials = out.kind != OutputKind::int32 && kc < k_rounded;
-  const size_t a_total = row_tiles * mr * k_rounded * packed_a_bytes(kern.packed_a);
+  const size_t a_total = WholeA::bytes(kern, rows, K);
   // Otherwise B is packed whole first: a range-proven kernel may repay its
-  // second layout on many rows (choose_kernel), A may be too large to pack
-  // whole, or too few column blocks to keep the threads busy.
-  if ((kern.proven_range && rows >= kSingleUseMinRows) || a_total > kPlainMaxABytes ||
+  // second layout on many rows (choose_kernel); a large B read by many rows
+  // is packed faster whole (rows read in order, not 4 KiB apart per panel)
+  // and then read packed by every row tile; A may be too large to pack
+  // whole, or there are too few column blocks to keep the threads busy.
+  const bool large_b_many_rows = K * N >= kPlainMaxBBytes && rows >= kPlainManyRows;
+  if ((kern.proven_range && rows >= kSingleUseMinRows) || large_b_many_rows || a_total > kWholeAMaxBytes ||
       (partials && rows * nc * sizeof(int32_t) > kPlainMaxPartials) || (parallel && tasks < threads)) {
     const PackedB packed = pack_b(bm, kern, /*single_use=*/true);
     gemm(kern, a, za, packed, zb, zb_per_column, out);
@@ -433,50 +513,17 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   const size_t partial_bytes = partials ? round_up(row_tiles * mr * nc * sizeof(int32_t), 64) : 0;
   const size_t slot_bytes = block_bytes + 2 * cols_bytes + partial_bytes;
   const ScratchBuffer scratch(a_bytes + 2 * sums_bytes + slots * slot_bytes);
-  uint8_t* a_pack = scratch.as<uint8_t>();
-  int32_t* rowsum = reinterpret_cast<int32_t*>(a_pack + a_bytes);
-  int32_t* row_term = reinterpret_cast<int32_t*>(a_pack + a_bytes + sums_bytes);
-  std::fill(rowsum, rowsum + row_tiles * mr, 0);
-  // A, every K block, in chunks of row tiles that the column tasks pack
-  // first, each chunk by whichever task claims it; a task then waits for the
-  // chunks others claimed. One parallel region, not two: on a busy machine a
-  // second thread woken twice per call joined too late for small calls.
-  const size_t a_chunks = parallel ? std::min(threads, row_tiles) : 1;
-  const std::unique_ptr<std::atomic<int>[]> a_state(new std::atomic<int>[a_chunks]);  // 0 free, 1 packing, 2 packed
-  for (size_t c = 0; c < a_chunks; ++c) a_state[c].store(0, std::memory_order_relaxed);
-  auto pack_a_chunk = [&](size_t c) {
-    const size_t t0 = row_tiles * c / a_chunks, t1 = row_tiles * (c + 1) / a_chunks;
-    if (t0 == t1) return;
-    const size_t m0 = t0 * mr, mc = std::min(rows, t1 * mr) - m0;
-    for (size_t k0 = 0; k0 < K; k0 += kc) {
-      const size_t kcb = std::min(kc, K - k0);
-      uint8_t* dst =
-          a_pack + (k0 * row_tiles * mr + t0 * round_up(kcb, kr) * mr) * packed_a_bytes(kern.packed_a);
-      pack_a_block(plan, m0, mc, k0, kcb, dst, rowsum + m0);
-    }
-    row_terms(plan, rowsum + m0, m0, mc, row_term + m0);
-  };
-  auto ensure_a_packed = [&] {
-    for (size_t c = 0; c < a_chunks; ++c) {
-      int expected = 0;
-      if (a_state[c].load(std::memory_order_relaxed) == 0 &&
-          a_state[c].compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-        pack_a_chunk(c);
-        a_state[c].store(2, std::memory_order_release);
-      }
-    }
-    // Every chunk is claimed now, by a thread that packs it before it waits.
-    for (size_t c = 0; c < a_chunks; ++c)
-      while (a_state[c].load(std::memory_order_acquire) != 2) std::this_thread::yield();
-  };
+  int32_t* rowsum = reinterpret_cast<int32_t*>(scratch.as<uint8_t>() + a_bytes);
+  const WholeA whole(plan, parallel ? std::min(threads, row_tiles) : 1, scratch.as<uint8_t>(), rowsum,
+                     reinterpret_cast<int32_t*>(scratch.as<uint8_t>() + a_bytes + sums_bytes));
   parallel_for(tasks, slots, [&](size_t t, size_t slot) {
     uint8_t* base = scratch.as<uint8_t>() + a_bytes + 2 * sums_bytes + slot * slot_bytes;
     const PlainBScratch s{reinterpret_cast<int8_t*>(base), reinterpret_cast<int32_t*>(base + block_bytes),
                           reinterpret_cast<int32_t*>(base + block_bytes + cols_bytes),
                           partials ? reinterpret_cast<int32_t*>(base + block_bytes + 2 * cols_bytes) : nullptr};
-    ensure_a_packed();
+    whole.ensure_packed();
     const size_t n0 = t * nc;
-    run_plain_b_columns(plan, bm, a_pack, row_term, s, n0, std::min(nc, N - n0), nc);
+    run_plain_b_columns(plan, bm, whole, s, n0, std::min(nc, N - n0), nc);
   });
 }
 

@@ -31,14 +31,13 @@ class PackedMatrix:
 
     __slots__ = ("_packed", "_shape", "_zero_point", "_zp_scalar", "_dtype")
 
-    def __init__(self, b: Any, zero_point: ZeroPoint = 0, *, _single_use: bool = False):
-        # _single_use: packed inside one call for a plain B, never reused.
+    def __init__(self, b: Any, zero_point: ZeroPoint = 0):
         a = _checks.quantized_array(b, "b")
         if a.ndim != 2:
             raise ValueError(f"b must be 2-D (K, N), got shape {a.shape}")
         self._dtype = _checks.qname(a)
         self._set_zero_point(zero_point, a.shape[1])
-        self._packed = _qgemm.pack(a, _single_use)
+        self._packed = _qgemm.pack(a)
         self._shape = (int(a.shape[0]), int(a.shape[1]))
 
     def _set_zero_point(self, zero_point: ZeroPoint, n: int) -> None:
@@ -156,9 +155,12 @@ def read_packed_file(path: Union[str, "os.PathLike[str]"], mmap: bool, verify: b
     return PackedMatrix._from_native(f.packed, f.dtype, f.zero_point), f
 
 
-def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) -> PackedMatrix:
-    """``b`` itself if packed (a ``b_zero_point`` given too must equal the one it
-    was packed with), else ``b`` packed for this one call."""
+def b_operand(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]
+              ) -> Tuple[Union["_qgemm.PackedB", np.ndarray], np.ndarray, Tuple[int, int]]:
+    """The core's operand for a 2-D B, its zero points (int32: one, or one per
+    column) and its shape (K, N). A PackedMatrix gives its packed data (a
+    ``b_zero_point`` given too must equal the one it was packed with); a plain
+    B is passed as it is: the core packs it inside the call."""
     if isinstance(b, PackedMatrix):
         if b_zero_point is not None:
             n, packed_zp = b.shape[1], b._zero_point
@@ -171,11 +173,18 @@ def as_packed(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]) ->
             if not same:
                 raise ValueError(f"b_zero_point={b_zero_point!r} differs from the zero point b was packed "
                                  f"with ({b.zero_point!r}); pass None or the same value")
-        return b
+        return b._packed, b._zero_point, b._shape
     bv = _checks.quantized_array(b, "b")
     if bv.ndim != 2:
         raise ValueError(f"b must be 2-D (K, N), got shape {bv.shape}")
-    return PackedMatrix(bv, 0 if b_zero_point is None else b_zero_point, _single_use=True)
+    name = _checks.qname(bv)
+    if b_zero_point is None:
+        zb = _ZERO
+    elif isinstance(b_zero_point, (int, np.integer)) or np.ndim(b_zero_point) == 0:
+        zb = np.array([_checks.zero_point_scalar(b_zero_point, name, "b_zero_point")], np.int32)
+    else:
+        zb = _checks.zero_points(b_zero_point, bv.shape[1], name, "b_zero_point")
+    return bv, zb, bv.shape
 
 
 _ZERO = np.zeros(1, np.int32)
@@ -276,8 +285,7 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
                 _qgemm.gemm(rb.a, za, rb.b, rb.column_zero_points(b_zero_point), c.reshape(rb.rows, rb.n),
                             za_rows=za_all)
             return _out.result(out, c)
-    packed = as_packed(b[:, None] if b_vector else b, b_zero_point)
-    k, n = packed._shape
+    bop, zb, (k, n) = b_operand(b[:, None] if b_vector else b, b_zero_point)
 
     a_vector = av.ndim == 1
     if a_vector:
@@ -291,10 +299,10 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
     m = a3.shape[1]
     shape = av.shape[:-2] + ((m,) if not a_vector else ()) + ((n,) if not b_vector else ())
     rows = a3.shape[0] * m
-    c = _out.buffer(out, shape, np.dtype(np.int32), a3, za_rows)
+    c = _out.buffer(out, shape, np.dtype(np.int32), a3, za_rows, bop)
     if rows and n:
         if za_rows is None:
-            _qgemm.matmul(a3, za, packed._packed, packed._zero_point, c.reshape(rows, n))
+            _qgemm.matmul(a3, za, bop, zb, c.reshape(rows, n))
         else:
-            _qgemm.gemm(a3, 0, packed._packed, packed._zero_point, c.reshape(rows, n), za_rows=za_rows)
+            _qgemm.gemm(a3, 0, bop, zb, c.reshape(rows, n), za_rows=za_rows)
     return _out.result(out, c)

@@ -23,7 +23,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from . import _checks, _out, _qgemm
-from .gemm import PackedMatrix, RuntimeBatch, as_packed, is_runtime_batch, native_operand
+from .gemm import PackedMatrix, RuntimeBatch, b_operand, is_runtime_batch
 
 Activation = Union[None, str, Tuple[float, float]]
 
@@ -161,8 +161,7 @@ def qlinear_matmul(a: Any, a_scale: Any, a_zero_point: Any, b: Union[Any, Packed
     if is_runtime_batch(b):
         return _qlinear_runtime_batch(av, za, za_rows, sa, sa_rows, b, b_scale, b_zero_point, y_scale,
                                       y_zero_point, bias, activation, requant, out_dtype, out)
-    packed = as_packed(b, b_zero_point)
-    k, n = packed.shape
+    bop, zb, (k, n) = b_operand(b, b_zero_point)
     out_name = _output_dtype(out_dtype, a_name)
     params = _stage(n, sa, sa_rows, b_scale, y_scale, y_zero_point, bias, activation, requant, out_name)
 
@@ -171,9 +170,9 @@ def qlinear_matmul(a: Any, a_scale: Any, a_zero_point: Any, b: Union[Any, Packed
         raise ValueError(f"a and b disagree on K: a has shape {av.shape}, b has K={k}")
     shape = av.shape[:-1] + (n,)
     rows = a3.shape[0] * a3.shape[1]
-    c = _out.buffer(out, shape, np.dtype(out_name), a3, za_rows)  # params are the core's copies
+    c = _out.buffer(out, shape, np.dtype(out_name), a3, za_rows, bop)  # params are the core's copies
     if rows and n:
-        _qgemm.gemm(a3, za, *native_operand(packed), c.reshape(rows, n), params, za_rows)
+        _qgemm.gemm(a3, za, bop, zb, c.reshape(rows, n), params, za_rows)
     return _out.result(out, c)
 
 

@@ -495,6 +495,23 @@ static void test_gemm(const Kernels& kern) {
       for (OutputKind kind : {OutputKind::float32, OutputKind::requantize_float, OutputKind::requantize_fixed_point})
         test_gemm_case(kern, {1, 50, 40, 2500, a_u8, b_u8, false, true, false, kind});
     }
+  // A small next to B: with threads, tasks split the panels and share A
+  // packed whole (every K block of the int32 output, rows past one M block),
+  // per-tensor and per-row zero points, every output kind (B at least 4x A
+  // packed as int16 too).
+  for (OutputKind kind : kAllKinds) {
+    GemmCase g{1, 40, 600, 2500, kind != OutputKind::float32, true, false, true, false, kind};
+    g.per_row = kind != OutputKind::int32;
+    test_gemm_case(kern, g);
+  }
+  {
+    GemmCase g{1, 140, 1200, 520, true, false, false, false, false, OutputKind::int32};
+    g.check_every = 8;
+    test_gemm_case(kern, g);
+    g.per_row = true;
+    g.kind = OutputKind::requantize_float;
+    test_gemm_case(kern, g);
+  }
   // Extremes over a K long enough that the exact sum (255^2 * K) leaves int32:
   // every kernel must wrap modulo 2^32 like the reference, whatever its
   // intermediate widths (int16 pairs, dot products). 40 rows (more than 2 * mr
@@ -570,6 +587,11 @@ static void test_plain_b(const Kernels& kern) {
       g.b_layout = 1;
       test_gemm_case(kern, g);
     }
+  // B of 1 MiB and more read by 128 rows and more: pack_b + gemm inside.
+  GemmCase many{1, 130, 520, 2100, false, true, false, true, false, OutputKind::int32};
+  many.plain_b = true;
+  many.check_every = 8;
+  test_gemm_case(kern, many);
   // A past the size packed whole (4 MiB): pack_b + gemm inside.
   GemmCase big{1, 1100, 40, 4000, true, false, false, true, false, OutputKind::requantize_float};
   big.plain_b = true;
