@@ -142,6 +142,10 @@ void row_terms(const Plan& plan, const int32_t* rowsum, size_t m0, size_t mc, in
 // and packs them, then waits for the chunks others claimed. One parallel
 // region, not two: on a busy machine a second thread woken twice per call
 // joined too late for small calls.
+//
+// Where the kernel can read A in place (GemmKernel::micro_in_place: a uint8
+// A of unit column stride, K a multiple of kr, rows equally spaced) and no
+// zero point of B needs A's row sums, nothing is packed at all.
 class WholeA {
  public:
   // Bytes of A packed whole; rowsum and row_term need rows_padded int32 each.
@@ -149,12 +153,13 @@ class WholeA {
     return round_up(rows, kern.mr) * round_up(k, kern.kr) * packed_a_bytes(kern.packed_a);
   }
   WholeA(const Plan& plan, size_t chunks, uint8_t* data, int32_t* rowsum, int32_t* row_term)
-      : plan_(plan), chunks_(chunks), data_(data), rowsum_(rowsum), row_term_(row_term),
-        state_(new std::atomic<int>[chunks]) {
+      : plan_(plan), chunks_(chunks), in_place_(readable_in_place(plan)), data_(data), rowsum_(rowsum),
+        row_term_(row_term), state_(new std::atomic<int>[chunks]) {
     for (size_t c = 0; c < chunks; ++c) state_[c].store(0, std::memory_order_relaxed);
   }
   // Called by every task before it reads A.
   void ensure_packed() const {
+    if (in_place_) return;
     for (size_t c = 0; c < chunks_; ++c) {
       int expected = 0;
       if (state_[c].load(std::memory_order_relaxed) == 0 &&
@@ -167,11 +172,29 @@ class WholeA {
     for (size_t c = 0; c < chunks_; ++c)
       while (state_[c].load(std::memory_order_acquire) != 2) std::this_thread::yield();
   }
-  // The tiles of the K block that starts at row k0 of B.
-  const uint8_t* block(size_t k0) const { return block_data(k0); }
+  // The kernel's tile on row tile t (rows t * mr ..) of the K block that
+  // starts at row k0 of B, over k_groups groups of it.
+  void tile(size_t k0, size_t t, size_t k_groups, const int8_t* b, void* c, size_t ldc, int m, int n, int flags,
+            const EpilogueParams* ep) const {
+    const GemmKernel& kern = plan_.kern;
+    if (in_place_) {
+      const AOperand& a = plan_.a;
+      kern.micro_in_place(k_groups, a.data + static_cast<ptrdiff_t>(t * kern.mr) * a.row_stride + k0, a.row_stride,
+                          b, c, ldc, m, n, flags, ep);
+    } else {
+      const size_t tile_bytes = k_groups * kern.kr * kern.mr * packed_a_bytes(kern.packed_a);
+      kern.micro(k_groups, block_data(k0) + t * tile_bytes, b, c, ldc, m, n, flags, ep);
+    }
+  }
   const int32_t* row_term() const { return row_term_; }
 
  private:
+  static bool readable_in_place(const Plan& plan) {
+    const AOperand& a = plan.a;
+    const bool rows_equally_spaced = a.batch == 1 || a.batch_stride == static_cast<ptrdiff_t>(a.m) * a.row_stride;
+    return plan.kern.micro_in_place && a.is_u8 && a.col_stride == 1 && a.k % plan.kern.kr == 0 &&
+           rows_equally_spaced && plan.col_zb.empty();
+  }
   uint8_t* block_data(size_t k0) const {
     return data_ + k0 * round_up(rows(), plan_.kern.mr) * packed_a_bytes(plan_.kern.packed_a);
   }
@@ -193,6 +216,7 @@ class WholeA {
 
   const Plan& plan_;
   const size_t chunks_;
+  const bool in_place_;
   uint8_t* const data_;
   int32_t* const rowsum_;
   int32_t* const row_term_;
@@ -229,7 +253,6 @@ void run_block(const Plan& plan, const BlockScratch& s, size_t r0, size_t r1, si
         pack_a_block(plan, m0, mc, k0, kc, s.a_pack, s.rowsum);
         if (final) row_terms(plan, s.rowsum, m0, mc, s.row_term);
       }
-      const uint8_t* a_block = whole ? whole->block(k0) + m0 / mr * tile_bytes : s.a_pack;
       const int32_t* rt = whole ? whole->row_term() + m0 : s.row_term;
       const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
       for (size_t p = p0; p < p1; ++p) {
@@ -248,8 +271,11 @@ void run_block(const Plan& plan, const BlockScratch& s, size_t r0, size_t r1, si
           ep.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
           uint8_t* c_tile = static_cast<uint8_t*>(plan.out.data) +
                             ((m0 + t * mr) * plan.out.ldc + p * nr) * plan.out_bytes;
-          kern.micro(kc_padded / kern.kr, a_block + t * tile_bytes, b_slice, c_tile, plan.out.ldc, m,
-                     n, flags, &ep);
+          if (whole)
+            whole->tile(k0, m0 / mr + t, kc_padded / kern.kr, b_slice, c_tile, plan.out.ldc, m, n, flags, &ep);
+          else
+            kern.micro(kc_padded / kern.kr, s.a_pack + t * tile_bytes, b_slice, c_tile, plan.out.ldc, m, n, flags,
+                       &ep);
         }
       }
       if (final) break;
@@ -321,7 +347,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   // by its whole share. Panels also when A is small next to B: each row task
   // would stream all of B, while a panel task reads A packed whole, once,
   // from cache (see kWholeAMaxBytes).
-  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t threads = static_cast<size_t>(usable_threads());
   const size_t mr = kern.mr, row_tiles = (rows + mr - 1) / mr;
   const size_t a_whole_bytes = WholeA::bytes(kern, rows, K);
   const size_t b_bytes = b.panels * kern.nr * b.k_padded;
@@ -409,8 +435,6 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const WholeA& w
     const ByteMatrix rows_k{bm.data + static_cast<ptrdiff_t>(k0) * bm.row_stride, kc, N, bm.row_stride,
                             bm.col_stride, bm.is_u8};
     const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
-    const size_t tile_bytes = kc_padded * mr * packed_a_bytes(kern.packed_a);
-    const uint8_t* a_block = whole.block(k0);
     for (size_t q = 0; q < panels; ++q) {
       // Pack the panel, then run every row on it at once: the memory-bound
       // packing and the compute-bound tiles overlap, and the panel is in L1.
@@ -443,13 +467,12 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const WholeA& w
         ep.row_za = at_or_null(plan.za_rows, t * mr);
         ep.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
         uint8_t* c = static_cast<uint8_t*>(plan.out.data) + (t * mr * plan.out.ldc + j0) * plan.out_bytes;
-        const uint8_t* a_tile = a_block + t * tile_bytes;
         if (!s.partials) {
-          kern.micro(kc_padded / kr, a_tile, b_panel, c, plan.out.ldc, m, n, flags, &ep);
+          whole.tile(k0, t, kc_padded / kr, b_panel, c, plan.out.ldc, m, n, flags, &ep);
           continue;
         }
         int32_t* acc = s.partials + t * mr * nc + q * nr;
-        kern.micro(kc_padded / kr, a_tile, b_panel, acc, nc, m, n, flags, &ep);
+        whole.tile(k0, t, kc_padded / kr, b_panel, acc, nc, m, n, flags, &ep);
         if (final) {
           stage.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
           kern.epilogue(acc, nc, c, plan.out.ldc, m, n, &stage);
@@ -469,7 +492,7 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   if (rows == 0 || N == 0) return;
   const size_t mr = kern.mr, nr = kern.nr, kr = kern.kr;
   const size_t k_rounded = round_up(K, kr), row_tiles = (rows + mr - 1) / mr;
-  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t threads = static_cast<size_t>(usable_threads());
   const bool parallel = threads > 1 && rows * N * K >= kMinParallelMacs;
   // Columns per task: up to kTasksPerThread tasks per thread (taken
   // dynamically, as in gemm()), each at least a 64-byte line of every row.
@@ -536,7 +559,7 @@ void requantize(const GemmKernel& kern, const int32_t* acc, size_t rows, size_t 
   for (size_t j = 0; j < n; ++j) col_term[j] = out.bias ? wrap_sub(0, out.bias[j]) : 0;
   const size_t out_bytes = output_element_bytes(out.kind);
   const size_t mr = kern.mr, row_blocks = (rows + mr - 1) / mr;
-  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t threads = static_cast<size_t>(usable_threads());
   const size_t tasks = rows * n >= (size_t(1) << 18) ? std::min(threads, row_blocks) : 1;
   parallel_for(tasks, [&](size_t t) {
     for (size_t rb = row_blocks * t / tasks; rb < row_blocks * (t + 1) / tasks; ++rb) {

@@ -25,7 +25,7 @@ void gemm_batched(const GemmKernel& kern, const MatrixBatch& a, int32_t za, cons
     if (out.row_scale) oi.row_scale = out.row_scale + i * m;
     gemm_plain_b(kern, ai, za, bi, zb, zb_per_column, oi);
   };
-  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t threads = static_cast<size_t>(usable_threads());
   if (a.count >= threads && m * n * k <= kMaxMacsPerItemTask) {
     parallel_for(a.count, item);  // the nested packing and gemm run on the task's thread
   } else {

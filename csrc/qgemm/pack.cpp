@@ -72,7 +72,7 @@ PackedB pack_b(const ByteMatrix& b, const GemmKernel& kernel, bool single_use) {
   };
   // Threads only pay off for large matrices (weights are packed once anyway).
   const size_t tasks = b.rows * b.cols >= (size_t(1) << 18)
-                           ? std::min<size_t>(p.panels, static_cast<size_t>(get_num_threads()))
+                           ? std::min<size_t>(p.panels, static_cast<size_t>(usable_threads()))
                            : 1;
   // A thread's panels are packed kKBlock rows at a time, all of its panels
   // per block: B's rows are read a whole cache line (and page) at a time

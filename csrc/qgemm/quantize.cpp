@@ -24,7 +24,7 @@ constexpr size_t kMinChunk = 1 << 16;
 constexpr size_t kTaskMin = 1 << 17, kTaskMax = 1 << 20;
 
 size_t task_count(size_t n) {
-  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t threads = static_cast<size_t>(usable_threads());
   const size_t by_threads = std::min(threads, n / kMinChunk);
   if (by_threads <= 1) return 1;
   const size_t task = std::min(kTaskMax, std::max(kTaskMin, n / (4 * threads)));

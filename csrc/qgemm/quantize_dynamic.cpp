@@ -95,7 +95,7 @@ DynamicStatus quantize_dynamic(const float* x, size_t rows, size_t k, const Dyna
     return DynamicStatus::ok;
   }
   // Per row: range, parameters and codes of one row while it is in cache.
-  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t threads = static_cast<size_t>(usable_threads());
   const size_t tasks = n < kMinParallelElements || threads == 1 ? 1 : std::min(rows, threads * kTasksPerThread);
   std::atomic<DynamicStatus> status{DynamicStatus::ok};  // any failure (which one does not matter)
   parallel_for(tasks, [&](size_t t) {

@@ -223,6 +223,7 @@ class Pool {
 }  // namespace
 
 int get_num_threads() { return Pool::instance().num_threads(); }
+int usable_threads() { return t_in_task ? 1 : get_num_threads(); }
 void set_num_threads(int n) { Pool::instance().set_num_threads(n); }
 void parallel_for(size_t n_tasks, size_t max_threads, const std::function<void(size_t, size_t)>& fn) {
   Pool::instance().run(n_tasks, max_threads, fn);

@@ -16,6 +16,10 @@ constexpr int kMaxThreads = 1024;
 // (on the first call, which the Python module makes at import).
 int get_num_threads();
 void set_num_threads(int n);  // 1 <= n <= kMaxThreads, else std::invalid_argument
+// The threads a parallel_for called from here would run on: 1 inside a task
+// (a nested call runs inline), else get_num_threads(). What a call plans its
+// split and per-thread scratch for.
+int usable_threads();
 
 // Runs fn(task, slot) for task in [0, n_tasks) on up to max_threads threads,
 // the caller included, and returns when all are done. slot < max_threads

@@ -278,6 +278,9 @@ struct GemmCase {
   // gemm, stored with rows padded (1) or transposed (2) when b_layout says so.
   bool plain_b = false;
   int b_layout = 0;
+  // B's zero point 0 in its stored domain (int8 0, uint8 128): no row sums of
+  // A are needed, so a kernel that can reads a uint8 A in place.
+  bool zb_stored_zero = false;
 };
 
 // The reference output stage for one exact accumulator (independent of the
@@ -339,6 +342,7 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   std::vector<int32_t> zb(g.n ? g.n : 1);
   for (auto& z : zb) z = g.extremes ? (g.b_u8 ? 0 : 127) : (g.b_u8 ? rand_int(0, 255) : rand_int(-128, 127));
   if (!g.zb_per_column) for (auto& z : zb) z = zb[0];
+  if (g.zb_stored_zero) for (auto& z : zb) z = g.b_u8 ? 128 : 0;
 
   AOperand A{a.data(), g.a_u8, g.batch, g.m, g.k, 0, 0, 0, g.per_row ? za_rows.data() : nullptr};
   A.batch_stride = static_cast<ptrdiff_t>(g.m * g.k);
@@ -442,10 +446,10 @@ static void test_gemm_case(const Kernels& kern, const GemmCase& g) {
   char tag[256];
   std::snprintf(tag, sizeof tag,
                 "%s %s b=%zu m=%zu n=%zu k=%zu a_u8=%d b_u8=%d aT=%d zbcol=%d ext=%d kind=%d range=%d "
-                "per_row=%d b_layout=%d",
+                "per_row=%d b_layout=%d zb0=%d",
                 choose_kernel(kern.gemm, A, pb).name, g.plain_b ? "gemm_plain_b" : "gemm", g.batch, g.m, g.n, g.k,
                 g.a_u8, g.b_u8, g.a_transposed, g.zb_per_column, g.extremes, int(g.kind), g.range, g.per_row,
-                g.b_layout);
+                g.b_layout, g.zb_stored_zero);
   check(ok, tag);
 }
 
@@ -502,6 +506,13 @@ static void test_gemm(const Kernels& kern) {
   for (OutputKind kind : kAllKinds) {
     GemmCase g{1, 40, 600, 2500, kind != OutputKind::float32, true, false, true, false, kind};
     g.per_row = kind != OutputKind::int32;
+    test_gemm_case(kern, g);
+    // uint8 A read in place where the kernel can (K a multiple of 4, rows
+    // of two batch items equally spaced), else packed (K % 4 != 0).
+    g = {2, 20, 300, kind == OutputKind::int32 ? 2502u : 2500u, true, kind == OutputKind::float32, false, true,
+         false, kind};
+    g.per_row = kind != OutputKind::requantize_fixed_point;
+    g.zb_stored_zero = true;
     test_gemm_case(kern, g);
   }
   {
@@ -574,6 +585,7 @@ static void test_plain_b(const Kernels& kern) {
     g.per_row = rand_int(0, 2) == 0;
     g.plain_b = true;
     g.b_layout = rand_int(0, 5) == 0 ? 2 : rand_int(0, 3) == 0 ? 1 : 0;
+    g.zb_stored_zero = rand_int(0, 2) == 0;
     test_gemm_case(kern, g);
   }
   for (bool b_u8 : {false, true})
@@ -585,6 +597,16 @@ static void test_plain_b(const Kernels& kern) {
       g = {1, 3, 700, 1500, b_u8, b_u8, false, false, true, kind};  // extremes: sums past int16 in the packer
       g.plain_b = true;
       g.b_layout = 1;
+      test_gemm_case(kern, g);
+    }
+  // uint8 A read in place (where the kernel can): one and two batch items,
+  // partial tiles, K blocks on both sides of 512, every output kind.
+  for (OutputKind kind : kAllKinds)
+    for (size_t k : {64, 516, 1028}) {
+      GemmCase g{k == 64 ? 2u : 1u, 37, 100, k, true, k == 516, false, true, false, kind};
+      g.plain_b = true;
+      g.zb_stored_zero = true;
+      g.per_row = kind != OutputKind::requantize_fixed_point;
       test_gemm_case(kern, g);
     }
   // B of 1 MiB and more read by 128 rows and more: pack_b + gemm inside.

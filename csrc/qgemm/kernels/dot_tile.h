@@ -8,9 +8,9 @@
 //   kPackedA            how A is stored (AType: its unit as the tile reads it)
 //   kFewRows            what rows 1..2 (GEMV) do so that the B stream, not the
 //                       dot products' latency, bounds them (FewRows)
-//   zero(), add(x, y), load_b(b), broadcast(a, i) (row i's group of A to
-//   every lane), dot(acc, a, B, half) (acc + the group's products with half
-//   0 or 1 of B)
+//   zero(), add(x, y), load_b(b), broadcast(a, i) (row i's group of packed A
+//   to every lane), dot(acc, a, B, half) (acc + the group's products with
+//   half 0 or 1 of B)
 // U8S8DotTraits supplies all of them but dot for the vpdpbusd kernels.
 // Internal linkage: each ISA's translation unit gets its own copy.
 #pragma once
@@ -66,13 +66,33 @@ struct U8S8DotTraits {
   static QGEMM_INLINE Int broadcast(const uint8_t* a, int i) { return V::dup(a_quad(a + 4 * i)); }
 };
 
+// Where a tile reads A. row(g, i): row i's K group g (counted from the
+// current one) broadcast to every lane; advance(groups) moves on.
+// Packed: the driver's blocks, one K group of all rows every kAStep elements.
+template <class K>
+struct PackedAReader {
+  const typename K::AType* a;
+  QGEMM_INLINE typename K::Int row(int g, int i) const { return K::broadcast(a + g * K::kAStep, i); }
+  QGEMM_INLINE void advance(int groups) { a += groups * K::kAStep; }
+};
+// In place: uint8 rows lda bytes apart, read where they are (kernels that
+// store A as uint8 in groups of 4, whose packing of a uint8 A only reorders).
+template <class K>
+struct InPlaceAReader {
+  static_assert(K::kPackedA == PackedA::uint8 && K::kKr == 4, "A read in place must be what packing would store");
+  const uint8_t* a;
+  ptrdiff_t lda;
+  QGEMM_INLINE typename K::Int row(int g, int i) const { return K::Vector::dup(a_quad(a + i * lda + 4 * g)); }
+  QGEMM_INLINE void advance(int groups) { a += 4 * groups; }
+};
+
 // One K group of M rows: acc0/acc1 += row i's group of A times B's halves.
-template <class K, int M>
-QGEMM_INLINE void dot_step(typename K::Int (&acc0)[M], typename K::Int (&acc1)[M], const typename K::AType* a,
+template <class K, int M, class A>
+QGEMM_INLINE void dot_step(typename K::Int (&acc0)[M], typename K::Int (&acc1)[M], const A& a,
                            const typename K::B& b) {
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) {
-    const typename K::Int ai = K::broadcast(a, i);
+    const typename K::Int ai = a.row(0, i);
     acc0[i] = K::dot(acc0[i], ai, b, 0);
     acc1[i] = K::dot(acc1[i], ai, b, 1);
   }
@@ -80,9 +100,9 @@ QGEMM_INLINE void dot_step(typename K::Int (&acc0)[M], typename K::Int (&acc1)[M
 
 // M live rows (1..kMr) of the tile: fewer rows, fewer accumulators, so that
 // small-M / GEMV calls stream B without wasted multiplies.
-template <class K, int M>
-void dot_tile(size_t k_groups, const typename K::AType* a, const int8_t* b, void* c, size_t ldc, int n,
-              int flags, const EpilogueParams* ep) {
+template <class K, int M, class A>
+QGEMM_INLINE void dot_tile(size_t k_groups, A a, const int8_t* b, void* c, size_t ldc, int n, int flags,
+                           const EpilogueParams* ep) {
   using Int = typename K::Int;
   // Fully unrolled so the 2*M accumulators live in registers.
   Int acc0[M], acc1[M];
@@ -99,13 +119,13 @@ void dot_tile(size_t k_groups, const typename K::AType* a, const int8_t* b, void
       const typename K::B even = K::load_b(b), odd = K::load_b(b + K::kBStep);
 #pragma GCC unroll 2
       for (int i = 0; i < M; ++i) {
-        const Int ae = K::broadcast(a, i), ao = K::broadcast(a + K::kAStep, i);
+        const Int ae = a.row(0, i), ao = a.row(1, i);
         acc0[i] = K::dot(acc0[i], ae, even, 0);
         acc1[i] = K::dot(acc1[i], ae, even, 1);
         odd0[i] = K::dot(odd0[i], ao, odd, 0);
         odd1[i] = K::dot(odd1[i], ao, odd, 1);
       }
-      a += 2 * K::kAStep;
+      a.advance(2);
       b += 2 * K::kBStep;
     }
     if (k_groups % 2) dot_step<K, M>(odd0, odd1, a, K::load_b(b));
@@ -121,34 +141,42 @@ void dot_tile(size_t k_groups, const typename K::AType* a, const int8_t* b, void
 #pragma GCC unroll 4
       for (int u = 0; u < 4; ++u) {
         dot_step<K, M>(acc0, acc1, a, K::load_b(b));
-        a += K::kAStep;
+        a.advance(1);
         b += K::kBStep;
       }
     }
   }
   for (; g < k_groups; ++g) {
     dot_step<K, M>(acc0, acc1, a, K::load_b(b));
-    a += K::kAStep;
+    a.advance(1);
     b += K::kBStep;
   }
   VectorEpilogue<typename K::Vector, K::kNr>::template tile<M>(acc0, acc1, c, ldc, n, flags, ep);
 }
 
-// K's tile as a template over the live row count (see gemm_live_rows).
+// K's tile as a template over the live row count (see gemm_live_rows), on
+// packed A and, where K allows it, on A in place.
 template <class K>
 struct DotTile {
   template <int M>
   static void run(size_t k_groups, const typename K::AType* a, const int8_t* b, void* c, size_t ldc, int n,
                   int flags, const EpilogueParams* ep) {
-    dot_tile<K, M>(k_groups, a, b, c, ldc, n, flags, ep);
+    dot_tile<K, M>(k_groups, PackedAReader<K>{a}, b, c, ldc, n, flags, ep);
+  }
+  template <int M>
+  static void run_in_place(size_t k_groups, const uint8_t* a, ptrdiff_t lda, const int8_t* b, void* c, size_t ldc,
+                           int n, int flags, const EpilogueParams* ep) {
+    dot_tile<K, M>(k_groups, InPlaceAReader<K>{a, lda}, b, c, ldc, n, flags, ep);
   }
 };
 
 // The record of a kernel with traits K that packs with `packers`.
 template <class K>
 GemmKernel dot_kernel_record(const char* name, const Packers& packers, const GemmKernel* proven_range = nullptr) {
+  GemmMicroInPlaceFn in_place = nullptr;
+  if constexpr (K::kPackedA == PackedA::uint8 && K::kKr == 4) in_place = gemm_live_rows_in_place<K::kMr, DotTile<K>>;
   return {name, K::kMr, K::kNr, K::kKr, K::kPackedA, &packers, gemm_live_rows<K::kMr, typename K::AType, DotTile<K>>,
-          VectorEpilogue<typename K::Vector, K::kNr>::final_block, proven_range};
+          VectorEpilogue<typename K::Vector, K::kNr>::final_block, proven_range, in_place};
 }
 
 }  // namespace

@@ -32,5 +32,15 @@ void gemm_live_rows(size_t k_groups, const void* a_packed, const int8_t* b, void
   });
 }
 
+// The GemmMicroInPlaceFn of such a kernel whose tile also has
+// Tile::run_in_place<M>(k_groups, a, lda, b, c, ldc, n, flags, ep).
+template <int MR, class Tile>
+void gemm_live_rows_in_place(size_t k_groups, const uint8_t* a, ptrdiff_t lda, const int8_t* b, void* c, size_t ldc,
+                             int m, int n, int flags, const EpilogueParams* ep) {
+  with_live_rows<MR>(m, [&](auto rows) {
+    Tile::template run_in_place<decltype(rows)::value>(k_groups, a, lda, b, c, ldc, n, flags, ep);
+  });
+}
+
 }  // namespace
 }  // namespace qgemm
