@@ -36,6 +36,20 @@ def test_matmul_out_viewing_a(rng):
     np.testing.assert_array_equal(qgemm.matmul(a, b, out=buf.reshape(m, n)), want)
 
 
+def test_matmul_out_viewing_a_plain_b(rng):
+    # A plain B is read while C is written (it is packed inside the call): C
+    # over B's bytes must not change the answer.
+    m, k, n = 64, 256, 256
+    buf = np.empty(m * n, np.int32)
+    b = buf.view(np.int8)[-k * n:].reshape(k, n)   # B in the last bytes of C
+    b[:] = rng.integers(-128, 128, b.shape)
+    a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    for kw in ({}, {"b_zero_point": 5}):
+        b[:] = rng.integers(-128, 128, b.shape)
+        want = (a.astype(np.int64) @ (b.astype(np.int64) - kw.get("b_zero_point", 0)))
+        np.testing.assert_array_equal(qgemm.matmul(a, b, out=buf.reshape(m, n), **kw), want)
+
+
 def test_qlinear_matmul_out_viewing_a(rng):
     m, k, shift = 512, 256, 64
     buf = rng.integers(-128, 128, (m + shift, k)).astype(np.int8)

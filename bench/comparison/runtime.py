@@ -40,7 +40,11 @@ def run(cfg: Config, targets: Targets):
             r = ratio(t.get("ORT"), t["qgemm"])
             ort_exact = exactness(fns["ORT"](), ref) if "ORT" in fns else "-"
             rows.append([f"{m}x{k}x{n}", f"u8 {bits}-bit", gops["qgemm"], gops.get("ORT"), r, ort_exact])
-            targets.add(f"runtime B {m}x{k}x{n} {bits}-bit: qgemm / ORT", r, ">=", 0.85 if bits == 8 else 1.0)
+            # 0.85 is the target only where ORT saturates full-range data (its
+            # AVX2 u8s8 path): exactness costs qgemm there. Where ORT is exact
+            # (VNNI), both do the same work: 1.0.
+            saturating = bits == 8 and ort_exact not in ("exact", "-")
+            targets.add(f"runtime B {m}x{k}x{n} {bits}-bit: qgemm / ORT", r, ">=", 0.85 if saturating else 1.0)
     table("runtime B (packed inside the call) vs ONNX Runtime MatMulInteger with B as an input (GOPS)",
           ["M x K x N", "A", "qgemm", "ORT", "qgemm / ORT", "ORT exact"], rows)
     rows = []

@@ -13,7 +13,8 @@ def timeit_many(cfg: Config, fns: dict) -> dict:
     cfg.repeat samples taken round-robin, so that the noise of a shared machine falls on
     all of them alike. Each fn is warmed up first; a sample repeats a fast call until it
     lasts about cfg.min_sample seconds; a short pause between samples of different
-    functions lets the previous library's spinning worker threads go idle."""
+    functions lets the previous library's spinning worker threads go idle, and an
+    untimed sample's worth of calls then brings the next one's up to speed."""
     number = {}
     for name, fn in fns.items():
         fn()
@@ -24,8 +25,12 @@ def timeit_many(cfg: Config, fns: dict) -> dict:
     for _ in range(cfg.repeat):
         for name, fn in fns.items():
             if len(fns) > 1:
+                # After the pause, one untimed sample's worth of calls: each
+                # library is timed in its steady state (its threads awake,
+                # the other's spinning threads gone idle), not on its way in.
                 time.sleep(cfg.pause)
-                fn()
+                for _ in range(number[name]):
+                    fn()
             t0 = time.perf_counter()
             for _ in range(number[name]):
                 fn()

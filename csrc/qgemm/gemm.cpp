@@ -82,7 +82,7 @@ struct Plan {
   std::vector<int32_t> col_term;  // za_stored * colsum - bias
   std::vector<int32_t> col_zb;    // zb in the stored domain, empty if all zero
   PaddedColumns cols;             // scale, offset, multiplier, shift
-  // A packed whole, once, when the tasks split columns (see WholeA).
+  // A packed whole once for column tasks, or read in place (see WholeA).
   const class WholeA* a_whole = nullptr;
 };
 
@@ -135,9 +135,10 @@ void row_terms(const Plan& plan, const int32_t* rowsum, size_t m0, size_t mc, in
     row_term[i] = wrap_sub(rowsum[i], wrap_mul(k, plan.za_rows.empty() ? plan.za_stored : plan.za_rows[m0 + i]));
 }
 
-// A packed whole, once per call, for tasks that each need all of it (the
-// column splits): every row tile of every K block (of plan.kc_max rows; K
-// block k0's tiles start at k0 * rows_padded values), with the row terms.
+// A for every task of a call: packed whole, once, for tasks that each need
+// all of it (the column splits): every row tile of every K block (of
+// plan.kc_max rows; K block k0's tiles start at k0 * rows_padded values),
+// with the row terms.
 // The tasks pack it together: each claims chunks of row tiles as it starts
 // and packs them, then waits for the chunks others claimed. One parallel
 // region, not two: on a busy machine a second thread woken twice per call
@@ -145,7 +146,8 @@ void row_terms(const Plan& plan, const int32_t* rowsum, size_t m0, size_t mc, in
 //
 // Where the kernel can read A in place (GemmKernel::micro_in_place: a uint8
 // A of unit column stride, K a multiple of kr, rows equally spaced) and no
-// zero point of B needs A's row sums, nothing is packed at all.
+// zero point of B needs A's row sums, nothing is packed at all, whatever
+// the split.
 class WholeA {
  public:
   // Bytes of A packed whole; rowsum and row_term need rows_padded int32 each.
@@ -187,14 +189,14 @@ class WholeA {
     }
   }
   const int32_t* row_term() const { return row_term_; }
-
- private:
   static bool readable_in_place(const Plan& plan) {
     const AOperand& a = plan.a;
     const bool rows_equally_spaced = a.batch == 1 || a.batch_stride == static_cast<ptrdiff_t>(a.m) * a.row_stride;
     return plan.kern.micro_in_place && a.is_u8 && a.col_stride == 1 && a.k % plan.kern.kr == 0 &&
            rows_equally_spaced && plan.col_zb.empty();
   }
+
+ private:
   uint8_t* block_data(size_t k0) const {
     return data_ + k0 * round_up(rows(), plan_.kern.mr) * packed_a_bytes(plan_.kern.packed_a);
   }
@@ -232,12 +234,12 @@ struct BlockScratch {
 };
 
 // Rows [r0, r1) x panels [p0, p1): pack A block by block (or take it from
-// plan.a_whole, packed already) and run the tiles.
+// plan.a_whole: packed already, or in place) and run the tiles.
 void run_block(const Plan& plan, const BlockScratch& s, size_t r0, size_t r1, size_t p0, size_t p1) {
   const GemmKernel& kern = plan.kern;
   const size_t K = plan.a.k, mr = kern.mr, nr = kern.nr;
   const WholeA* whole = plan.a_whole;
-  const size_t kc_max = plan.kc_max, mc_max = whole ? r1 - r0 : plan.mc_max;
+  const size_t kc_max = plan.kc_max, mc_max = plan.mc_max;
 
   for (size_t m0 = r0; m0 < r1; m0 += mc_max) {
     const size_t mc = std::min(mc_max, r1 - m0);
@@ -358,12 +360,15 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
     split_rows = row_tiles >= threads * 2 && !a_small;
     tasks = std::min(threads * kTasksPerThread, split_rows ? row_tiles / 2 : b.panels);
   }
-  const bool a_once = tasks > 1 && !split_rows && a_whole_bytes <= kWholeAMaxBytes;
+  // A packed whole for column tasks, or read in place by any split.
+  const bool in_place = WholeA::readable_in_place(plan);
+  const bool a_once = in_place || (tasks > 1 && !split_rows && a_whole_bytes <= kWholeAMaxBytes);
   // All scratch is allocated here: a failed allocation raises in the caller,
   // never inside a task. A packed whole, or one block of it per thread.
   const size_t slots = std::min<size_t>(threads, tasks);
   const size_t rows_bytes = round_up(row_tiles * mr * sizeof(int32_t), 64);
-  const size_t whole_bytes = a_once ? round_up(a_whole_bytes, 64) + 2 * rows_bytes : 0;
+  const size_t whole_data_bytes = in_place ? 0 : round_up(a_whole_bytes, 64);
+  const size_t whole_bytes = a_once ? whole_data_bytes + 2 * rows_bytes : 0;
   const size_t a_bytes = a_once ? 0 : round_up(plan.mc_max * plan.kc_max * packed_a_bytes(kern.packed_a), 64);
   const size_t sums_bytes = a_once ? 0 : round_up(plan.mc_max * sizeof(int32_t), 64);
   const size_t slot_bytes = a_bytes + 2 * sums_bytes;
@@ -371,7 +376,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   uint8_t* const whole_data = scratch.as<uint8_t>();
   std::unique_ptr<WholeA> whole;
   if (a_once) {
-    int32_t* rowsum = reinterpret_cast<int32_t*>(whole_data + round_up(a_whole_bytes, 64));
+    int32_t* rowsum = reinterpret_cast<int32_t*>(whole_data + whole_data_bytes);
     whole.reset(new WholeA(plan, std::min(slots, row_tiles), whole_data, rowsum,
                            reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(rowsum) + rows_bytes)));
     plan.a_whole = whole.get();
@@ -380,13 +385,13 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
     uint8_t* base = whole_data + whole_bytes + slot * slot_bytes;
     const BlockScratch s{base, reinterpret_cast<int32_t*>(base + a_bytes),
                          reinterpret_cast<int32_t*>(base + a_bytes + sums_bytes)};
+    if (whole) whole->ensure_packed();
     if (split_rows) {
       const size_t r0 = std::min(rows, row_tiles * t / tasks * mr);
       const size_t r1 = std::min(rows, row_tiles * (t + 1) / tasks * mr);
       if (r0 < r1) run_block(plan, s, r0, r1, 0, b.panels);
     } else {
       const size_t p0 = b.panels * t / tasks, p1 = b.panels * (t + 1) / tasks;
-      if (whole) whole->ensure_packed();
       if (p0 < p1) run_block(plan, s, 0, rows, p0, p1);
     }
   });
