@@ -533,10 +533,12 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   Plan plan{kern, a, shape, out, output_element_bytes(out.kind), kc, rows, 0, {}, {}, {}, {}};
   set_zero_points(plan, za, zb, zb_per_column, shape.panels * nr);
   // Scratch, all allocated here (a failed allocation raises in the caller):
-  // A whole with its row sums and terms, then per slot one panel of B, the
-  // task's column sums and terms, and its int32 partials if needed.
+  // A whole (unless read in place) with its row sums and terms, then per
+  // slot one panel of B, the task's column sums and terms, and its int32
+  // partials if needed.
   const size_t slots = parallel ? std::min(threads, tasks) : 1;
-  const size_t a_bytes = round_up(a_total, 64), sums_bytes = round_up(row_tiles * mr * sizeof(int32_t), 64);
+  const size_t a_bytes = WholeA::readable_in_place(plan) ? 0 : round_up(a_total, 64);
+  const size_t sums_bytes = round_up(row_tiles * mr * sizeof(int32_t), 64);
   const size_t block_bytes = round_up(kc * nr, 64), cols_bytes = round_up(nc * sizeof(int32_t), 64);
   const size_t partial_bytes = partials ? round_up(row_tiles * mr * nc * sizeof(int32_t), 64) : 0;
   const size_t slot_bytes = block_bytes + 2 * cols_bytes + partial_bytes;
