@@ -177,14 +177,18 @@ def b_operand(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]
     bv = _checks.quantized_array(b, "b")
     if bv.ndim != 2:
         raise ValueError(f"b must be 2-D (K, N), got shape {bv.shape}")
-    name = _checks.qname(bv)
+    return bv, column_zero_points(b_zero_point, bv), bv.shape
+
+
+def column_zero_points(b_zero_point: Optional[ZeroPoint], bv: np.ndarray) -> np.ndarray:
+    """A plain B's zero points for the core (int32: one, or one per column of
+    ``bv``, (..., K, N)), checked against its dtype; None is 0."""
     if b_zero_point is None:
-        zb = _ZERO
-    elif isinstance(b_zero_point, (int, np.integer)) or np.ndim(b_zero_point) == 0:
-        zb = np.array([_checks.zero_point_scalar(b_zero_point, name, "b_zero_point")], np.int32)
-    else:
-        zb = _checks.zero_points(b_zero_point, bv.shape[1], name, "b_zero_point")
-    return bv, zb, bv.shape
+        return _ZERO
+    name = _checks.qname(bv)
+    if isinstance(b_zero_point, (int, np.integer)) or _checks.is_scalar(b_zero_point):
+        return np.array([_checks.zero_point_scalar(b_zero_point, name, "b_zero_point")], np.int32)
+    return _checks.zero_points(b_zero_point, bv.shape[-1], name, "b_zero_point")
 
 
 _ZERO = np.zeros(1, np.int32)
@@ -229,13 +233,7 @@ class RuntimeBatch:
         return np.ascontiguousarray(np.broadcast_to(v, self.batch + (self.m,))).reshape(-1)
 
     def column_zero_points(self, b_zero_point: Optional[ZeroPoint]) -> np.ndarray:
-        if b_zero_point is None:
-            return _ZERO
-        zp = b_zero_point
-        name = _checks.qname(self.b)
-        if _checks.is_scalar(zp):
-            return np.array([_checks.zero_point_scalar(zp, name, "b_zero_point")], np.int32)
-        return _checks.zero_points(zp, self.n, name, "b_zero_point")
+        return column_zero_points(b_zero_point, self.b)
 
 
 def is_runtime_batch(b: Any) -> bool:
