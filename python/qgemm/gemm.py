@@ -173,7 +173,7 @@ def b_operand(b: Union[Any, PackedMatrix], b_zero_point: Optional[ZeroPoint]
             if not same:
                 raise ValueError(f"b_zero_point={b_zero_point!r} differs from the zero point b was packed "
                                  f"with ({b.zero_point!r}); pass None or the same value")
-        return b._packed, b._zero_point, b._shape
+        return (*native_operand(b), b.shape)
     bv = _checks.quantized_array(b, "b")
     if bv.ndim != 2:
         raise ValueError(f"b must be 2-D (K, N), got shape {bv.shape}")
