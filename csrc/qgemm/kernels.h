@@ -88,6 +88,12 @@ struct Packers {
   size_t (*pairs_to_quads)(const int8_t* even, const int8_t* odd, size_t nr, int8_t* dst);
   // The largest of row[0..n) ^ flip for n a multiple of 16 (0 if n is 0).
   int (*max_byte)(const uint8_t* row, size_t n, uint8_t flip);
+  // Four rows of A (unit stride) widened to int16 (zero-extended if is_u8,
+  // else sign-extended) in pairs: pairs [0, g) of `full` into out (rows mr * 2
+  // values apart per pair); sums[i] = row i's sum of stored values over them
+  // (mod 2^32). Returns g.
+  size_t (*a_four_rows_int16_pairs)(const uint8_t* const* src, size_t full, int mr, bool is_u8, int16_t* out,
+                                    uint32_t* sums);
 };
 
 // The packing loops (named by the kernel records that consume them; the

@@ -105,31 +105,67 @@ inline Out load_a(uint8_t raw) {
   return static_cast<Out>(static_cast<int8_t>(raw));
 }
 
+// Groups [g, full) of one row and its last kc % KR values (src and out at
+// the row's group 0; rows mr * KR values apart per group); returns their sum.
 // KR and the unit-stride case are compile-time constants so that the inner
 // loop has no division and vectorizes; this runs once per A block per call.
+template <class Out, bool kU8, int KR, bool kUnit>
+uint32_t pack_a_row_groups(const uint8_t* src, ptrdiff_t cs, size_t g, size_t full, size_t tail, int mr,
+                           Out* out) {
+  const ptrdiff_t step = kUnit ? 1 : cs;
+  src += static_cast<ptrdiff_t>(g * KR) * step;
+  out += g * mr * KR;
+  uint32_t sum = 0;
+  for (; g < full; ++g, src += KR * step, out += mr * KR)
+    for (int r = 0; r < KR; ++r) {
+      const Out v = load_a<Out, kU8>(src[r * step]);
+      out[r] = v;
+      sum += static_cast<uint32_t>(static_cast<int32_t>(v));
+    }
+  for (size_t r = 0; r < tail; ++r) {
+    const Out v = load_a<Out, kU8>(src[r * step]);
+    out[r] = v;
+    sum += static_cast<uint32_t>(static_cast<int32_t>(v));
+  }
+  return sum;
+}
+
+inline void add_wrapping(int32_t& total, uint32_t sum) {
+  total = static_cast<int32_t>(static_cast<uint32_t>(total) + sum);
+}
+
 template <class Out, bool kU8, int KR, bool kUnit>
 void pack_a_rows(const uint8_t* const* row_ptr, int m, ptrdiff_t cs, size_t k0, size_t kc, int mr,
                  Out* dst, int32_t* rowsum) {
   const size_t groups = (kc + KR - 1) / KR, full = kc / KR;
   std::memset(dst, 0, groups * KR * mr * sizeof(Out));
-  const ptrdiff_t step = kUnit ? 1 : cs;
-  for (int i = 0; i < m; ++i) {
-    const uint8_t* src = row_ptr[i] + static_cast<ptrdiff_t>(k0) * step;
-    Out* out = dst + i * KR;
-    uint32_t sum = 0;
-    for (size_t g = 0; g < full; ++g, src += KR * step, out += mr * KR)
-      for (int r = 0; r < KR; ++r) {
-        const Out v = load_a<Out, kU8>(src[r * step]);
-        out[r] = v;
-        sum += static_cast<uint32_t>(static_cast<int32_t>(v));
-      }
-    for (size_t r = 0; r < kc - full * KR; ++r) {
-      const Out v = load_a<Out, kU8>(src[r * step]);
-      out[r] = v;
-      sum += static_cast<uint32_t>(static_cast<int32_t>(v));
-    }
-    rowsum[i] = static_cast<int32_t>(static_cast<uint32_t>(rowsum[i]) + sum);
+  for (int i = 0; i < m; ++i)
+    add_wrapping(rowsum[i], pack_a_row_groups<Out, kU8, KR, kUnit>(row_ptr[i] + static_cast<ptrdiff_t>(k0) * cs,
+                                                                    cs, 0, full, kc - full * KR, mr, dst + i * KR));
+}
+
+// int16 out in pairs, unit stride (the exact AVX2 kernel's A): the packers'
+// vector loop takes four rows at a time; when m % 4 != 0 the last four
+// overlap the ones before (their values are written twice, the same, and
+// each row's sum is added once). The loops above take what it leaves.
+template <bool kU8>
+void pack_a_int16_pairs(const Packers& packers, const uint8_t* const* row_ptr, int m, size_t k0, size_t kc,
+                        int mr, int16_t* dst, int32_t* rowsum) {
+  if (!packers.a_four_rows_int16_pairs || m < 4)
+    return pack_a_rows<int16_t, kU8, 2, true>(row_ptr, m, 1, k0, kc, mr, dst, rowsum);
+  const size_t groups = (kc + 1) / 2, full = kc / 2;
+  std::memset(dst, 0, groups * 2 * mr * sizeof(int16_t));
+  size_t g = 0;
+  for (int done = 0; done < m; done += 4) {
+    const int i = std::min(done, m - 4);
+    const uint8_t* src[4] = {row_ptr[i] + k0, row_ptr[i + 1] + k0, row_ptr[i + 2] + k0, row_ptr[i + 3] + k0};
+    uint32_t sums[4];
+    g = packers.a_four_rows_int16_pairs(src, full, mr, kU8, dst + 2 * i, sums);
+    for (int r = done - i; r < 4; ++r) add_wrapping(rowsum[i + r], sums[r]);
   }
+  for (int i = 0; i < m; ++i)
+    add_wrapping(rowsum[i], pack_a_row_groups<int16_t, kU8, 2, true>(row_ptr[i] + k0, 1, g, full, kc - 2 * full,
+                                                                     mr, dst + 2 * i));
 }
 
 // Bytes out, unit stride, groups of 4 (the dot-product kernels): whole
@@ -191,6 +227,9 @@ void pack_a_kr(const Packers& packers, const uint8_t* const* row_ptr, int m, ptr
     if (cs == 1)
       return C4Bytes<std::is_same<Out, uint8_t>::value, kU8>::rows(
           packers, row_ptr, m, k0, kc, mr, reinterpret_cast<uint8_t*>(d), rowsum);
+  }
+  if constexpr (sizeof(Out) == 2 && KR == 2) {
+    if (cs == 1) return pack_a_int16_pairs<kU8>(packers, row_ptr, m, k0, kc, mr, d, rowsum);
   }
   if (cs == 1) pack_a_rows<Out, kU8, KR, true>(row_ptr, m, cs, k0, kc, mr, d, rowsum);
   else pack_a_rows<Out, kU8, KR, false>(row_ptr, m, cs, k0, kc, mr, d, rowsum);

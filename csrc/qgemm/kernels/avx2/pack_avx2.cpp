@@ -1,7 +1,8 @@
 // B's packing loop on AVX2: 32 columns of kr rows per step (SSE2 does 16),
 // column sums by multiply-add against ones (vpmaddubsw never saturates on
-// 1 * b + 1 * b'), max|B| by vpabsb. Every x86-64 table keeps SSE2's other
-// loops (Packers, kernels.h); pack.cpp picks this table on AVX2 CPUs.
+// 1 * b + 1 * b'), max|B| by vpabsb; and A widened to int16 pairs for the
+// exact kernel. Every x86-64 table keeps SSE2's other loops (Packers,
+// kernels.h); the AVX2-and-later kernel records name this table.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -106,12 +107,56 @@ void b_block(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int 
   else b_block_kr<2>(src, row_stride, k, width, nr, flip, dst, sums, max_abs);
 }
 
+// Eight pairs of each of four rows per step: 16 bytes widened into one
+// register (pairs 0-3 in the low lane, 4-7 in the high), whose 32-bit pairs
+// are transposed 4 x 4 within each lane; row sums by vpsadbw on the bytes
+// (signed bytes flipped to unsigned, v ^ 0x80 == v + 128, then corrected).
+template <bool kU8>
+size_t a_four_rows_int16_pairs_typed(const uint8_t* const* src, size_t full, int mr, int16_t* out,
+                                     uint32_t* sums) {
+  const __m128i zero = _mm_setzero_si128(), to_unsigned = _mm_set1_epi8(kU8 ? 0 : static_cast<char>(0x80));
+  __m128i s[4] = {zero, zero, zero, zero};
+  const size_t group = static_cast<size_t>(mr) * 2;  // int16 values per pair of K, all rows
+  size_t g = 0;
+  for (; g + 8 <= full; g += 8) {
+    __m256i w[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[i] + 2 * g));
+      w[i] = kU8 ? _mm256_cvtepu8_epi16(x) : _mm256_cvtepi8_epi16(x);
+      s[i] = _mm_add_epi64(s[i], _mm_sad_epu8(_mm_xor_si128(x, to_unsigned), zero));
+    }
+    const __m256i t0 = _mm256_unpacklo_epi32(w[0], w[1]), t1 = _mm256_unpacklo_epi32(w[2], w[3]);
+    const __m256i t2 = _mm256_unpackhi_epi32(w[0], w[1]), t3 = _mm256_unpackhi_epi32(w[2], w[3]);
+    const __m256i o[4] = {_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1),
+                          _mm256_unpacklo_epi64(t2, t3), _mm256_unpackhi_epi64(t2, t3)};  // pairs v and v + 4
+    int16_t* d = out + g * group;
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + v * group), _mm256_castsi256_si128(o[v]));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + (v + 4) * group), _mm256_extracti128_si256(o[v], 1));
+    }
+  }
+  const uint32_t correction = kU8 ? 0 : static_cast<uint32_t>(128 * 2 * g);
+  for (int i = 0; i < 4; ++i)
+    sums[i] = static_cast<uint32_t>(_mm_cvtsi128_si32(s[i])) +
+              static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_unpackhi_epi64(s[i], s[i]))) - correction;
+  return g;
+}
+
+size_t a_four_rows_int16_pairs(const uint8_t* const* src, size_t full, int mr, bool is_u8, int16_t* out,
+                               uint32_t* sums) {
+  return is_u8 ? a_four_rows_int16_pairs_typed<true>(src, full, mr, out, sums)
+               : a_four_rows_int16_pairs_typed<false>(src, full, mr, out, sums);
+}
+
 }  // namespace
 
 const Packers& avx2_packers() {
   static const Packers p = [] {
     Packers t = baseline_packers();
     t.b_block = b_block;
+    t.a_four_rows_int16_pairs = a_four_rows_int16_pairs;
     return t;
   }();
   return p;

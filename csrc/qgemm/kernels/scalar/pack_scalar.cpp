@@ -5,7 +5,7 @@
 namespace qgemm {
 
 const Packers& baseline_packers() {
-  static const Packers p = {nullptr, nullptr, nullptr, nullptr};
+  static const Packers p = {nullptr, nullptr, nullptr, nullptr, nullptr};
   return p;
 }
 
