@@ -405,14 +405,18 @@ namespace {
 // that the memory-bound packing and the compute-bound tiles overlap and B is
 // never written to memory whole. Neighbouring panels read the rest of the
 // source's cache lines while they are still cached (a strip of 64 columns
-// over all of K instead touched one page per row and measured slower).
+// over all of K instead touched one page per row and measured slower), and
+// the tiles prefetch the next line (NextSourceLines). Wide tasks read long
+// runs of each row: 1024 columns against 256 measured 1.2x at 16x4096x4096
+// on 2 threads, with the prefetches; narrower ones keep 2 tasks per thread.
 constexpr size_t kPlainKc = 512;
-constexpr size_t kPlainNc = 256;
+constexpr size_t kPlainNc = 1024;
 // B of this many bytes or more, with this many rows or more, is packed whole
-// (measured on 2 threads, plain/whole: 128x4096x4096 0.9, 1024^3 0.9-0.97;
-// 16x4096x4096 0.96-1.08; 256^3 1.07-1.26, 512x64x512 1.04-1.09).
+// (measured on 2 threads with the prefetches, GOPS plain/whole: 128x4096x4096
+// 1.13-1.16, 128x1024x4096 1.09-1.13, 256x4096x4096 0.99-1.01, 512x4096x4096
+// 0.86, 1024^3 0.91).
 constexpr size_t kPlainMaxBBytes = size_t(1) << 20;
-constexpr size_t kPlainManyRows = 128;
+constexpr size_t kPlainManyRows = 256;
 constexpr size_t kPlainMaxPartials = size_t(1) << 20;  // a slot's int32 partials (outputs other than int32)
 
 struct PlainBScratch {
@@ -420,6 +424,44 @@ struct PlainBScratch {
   int32_t* colsum;    // [nc] column sums of stored values, over the K blocks so far
   int32_t* col_term;  // [nc] za * colsum - bias, for the last K block
   int32_t* partials;  // [rows][nc] int32 sums across K blocks, when C cannot hold them (else null)
+};
+
+// What the tile calls on panel q prefetch: the rows of the source line after
+// the one panel q reads from (the panels that share a line are packed one
+// after the other, so the line is read whole), spread over the tile calls of
+// those panels and front-loaded, so that the next panels are packed from the
+// cache, not from memory: the tiles' dot products leave the memory idle, and
+// the packing loop alone keeps too few misses in flight (every row its own
+// page on a wide B; measured at 16x4096x4096 on 2 threads: 1.4-1.6x with
+// it). The last byte of the next 64 bytes, so that rows not aligned to lines
+// get their second line too. Set up once per panel: a tile may be short.
+class NextSourceLines {
+ public:
+  NextSourceLines(const ByteMatrix& rows_k, size_t n0, size_t ncols, size_t q, size_t row_tiles, size_t nr,
+                  size_t k_groups) {
+    constexpr size_t kLine = 64;
+    const size_t panels_per_line = std::max<size_t>(1, kLine / nr), line = q * nr / kLine * kLine;
+    if (rows_k.col_stride != 1 || k_groups == 0 || line + kLine >= ncols) return;
+    const size_t calls = panels_per_line * row_tiles;
+    rows_ = rows_k.rows;
+    stride_ = rows_k.row_stride;
+    chunk_ = (rows_ + calls - 1) / calls;
+    first_call_ = q % panels_per_line * row_tiles;
+    per_group_ = static_cast<uint32_t>((chunk_ + k_groups - 1) / k_groups + 1);
+    last_byte_ = rows_k.data + static_cast<ptrdiff_t>(n0 + std::min(line + 2 * kLine, ncols) - 1);
+  }
+  // Row tile t's share.
+  PrefetchRows for_tile(size_t t) const {
+    if (!last_byte_) return {};
+    const size_t r0 = std::min(rows_, (first_call_ + t) * chunk_), r1 = std::min(rows_, r0 + chunk_);
+    return {last_byte_ + static_cast<ptrdiff_t>(r0) * stride_, stride_, static_cast<uint32_t>(r1 - r0), per_group_};
+  }
+
+ private:
+  const uint8_t* last_byte_ = nullptr;  // in row 0 of the block; null: nothing to prefetch
+  ptrdiff_t stride_ = 0;
+  size_t rows_ = 0, chunk_ = 0, first_call_ = 0;
+  uint32_t per_group_ = 0;
 };
 
 // Columns [n0, n0 + ncols) of C, all rows: B packed here panel by panel, A
@@ -466,7 +508,9 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const WholeA& w
         stage.col_term = no_term;
         stage.out = plan.cols.at(plan.out, 0, j0);
       }
+      const NextSourceLines next_lines(rows_k, n0, ncols, q, row_tiles, nr, kc_padded / kr);
       for (size_t t = 0; t < row_tiles; ++t) {
+        ep.prefetch = next_lines.for_tile(t);
         const int m = static_cast<int>(std::min(mr, rows - t * mr));
         ep.row_term = whole.row_term() + t * mr;
         ep.row_za = at_or_null(plan.za_rows, t * mr);
@@ -499,10 +543,11 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   const size_t k_rounded = round_up(K, kr), row_tiles = (rows + mr - 1) / mr;
   const size_t threads = static_cast<size_t>(usable_threads());
   const bool parallel = threads > 1 && rows * N * K >= kMinParallelMacs;
-  // Columns per task: up to kTasksPerThread tasks per thread (taken
-  // dynamically, as in gemm()), each at least a 64-byte line of every row.
+  // Columns per task: kPlainNc while that makes 2 tasks per thread, else up
+  // to kTasksPerThread tasks per thread (taken dynamically, as in gemm()),
+  // each at least a 64-byte line of every row.
   size_t nc = std::max(nr, kPlainNc / nr * nr);
-  if (parallel) {
+  if (parallel && (N + nc - 1) / nc < 2 * threads) {
     const size_t most_tasks = threads * kTasksPerThread;
     nc = std::min(nc, std::max(round_up(64, nr), round_up((N + most_tasks - 1) / most_tasks, nr)));
   }

@@ -32,6 +32,17 @@ struct QuantizeKernels {
 // formulas): the zero-point algebra's terms, and the call's output stage with
 // its per-column arrays moved to the tile's first column (nr values, zero
 // padded) and its per-row arrays to the tile's first row.
+// Lines for a tile to prefetch while it computes: `rows` addresses `stride`
+// bytes apart from `first`, `per_group` of them per K group until done. A
+// hint the driver gives when the tile's own loads leave the memory idle (B
+// packed inside the call: the source of the next panels); kernels may ignore
+// it, and rows == 0 asks for nothing.
+struct PrefetchRows {
+  const uint8_t* first;
+  ptrdiff_t stride;
+  uint32_t rows, per_group;
+};
+
 struct EpilogueParams {
   const int32_t* col_term;  // [nr] za * colsum(B)[j] - int32 bias[j]
   const int32_t* col_zb;    // [nr] zero point of B per column, or nullptr if all zero
@@ -40,6 +51,7 @@ struct EpilogueParams {
   const int32_t* row_za;    // [mr]
   const int32_t* col_sum;   // [nr] colsum(B) of stored values, with row_za
   OutputStage out;          // bias unused (folded into col_term)
+  PrefetchRows prefetch;    // not an epilogue parameter: the tile's one other hint
 };
 
 enum GemmFlags : int {

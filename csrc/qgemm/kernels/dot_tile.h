@@ -86,6 +86,17 @@ struct InPlaceAReader {
   QGEMM_INLINE void advance(int groups) { a += 4 * groups; }
 };
 
+// EpilogueParams::prefetch, issued per_group lines at a time from the K loop.
+struct RowPrefetcher {
+  const PrefetchRows& p;
+  uint32_t done = 0;
+  QGEMM_INLINE bool active() const { return done < p.rows; }
+  QGEMM_INLINE void step() {
+    for (uint32_t r = 0; r < p.per_group && done < p.rows; ++r, ++done)
+      __builtin_prefetch(p.first + static_cast<ptrdiff_t>(done) * p.stride, 0, 3);
+  }
+};
+
 // One K group of M rows: acc0/acc1 += row i's group of A times B's halves.
 template <class K, int M, class A>
 QGEMM_INLINE void dot_step(typename K::Int (&acc0)[M], typename K::Int (&acc1)[M], const A& a,
@@ -109,13 +120,21 @@ QGEMM_INLINE void dot_tile(size_t k_groups, A a, const int8_t* b, void* c, size_
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = K::zero();
   size_t g = 0;
+  // Each loop runs first with the prefetches, which are front-loaded, then
+  // without them: the hot loop stays as it is when there are none.
+  RowPrefetcher prefetch{ep->prefetch};
+  auto step = [&]() __attribute__((always_inline)) {
+    dot_step<K, M>(acc0, acc1, a, K::load_b(b));
+    a.advance(1);
+    b += K::kBStep;
+  };
   if (K::kFewRows == FewRows::two_chains && M <= 2) {
     // A last odd group is one straight-line step: a tail loop over the same
     // accumulators made GCC 12 spill one of them inside the main loop.
     Int odd0[M], odd1[M];
 #pragma GCC unroll 2
     for (int i = 0; i < M; ++i) odd0[i] = odd1[i] = K::zero();
-    for (size_t pairs = k_groups / 2; pairs > 0; --pairs) {
+    auto pair_step = [&]() __attribute__((always_inline)) {
       const typename K::B even = K::load_b(b), odd = K::load_b(b + K::kBStep);
 #pragma GCC unroll 2
       for (int i = 0; i < M; ++i) {
@@ -127,7 +146,14 @@ QGEMM_INLINE void dot_tile(size_t k_groups, A a, const int8_t* b, void* c, size_
       }
       a.advance(2);
       b += 2 * K::kBStep;
+    };
+    size_t pairs = k_groups / 2;
+    for (; pairs > 0 && prefetch.active(); --pairs) {
+      prefetch.step();
+      prefetch.step();
+      pair_step();
     }
+    for (; pairs > 0; --pairs) pair_step();
     if (k_groups % 2) dot_step<K, M>(odd0, odd1, a, K::load_b(b));
 #pragma GCC unroll 2
     for (int i = 0; i < M; ++i) {
@@ -136,21 +162,17 @@ QGEMM_INLINE void dot_tile(size_t k_groups, A a, const int8_t* b, void* c, size_
     }
     g = k_groups;
   }
+  for (; g < k_groups && prefetch.active(); ++g) {
+    prefetch.step();
+    step();
+  }
   if (K::kFewRows == FewRows::unroll4 && M <= 2) {
     for (; g + 4 <= k_groups; g += 4) {
 #pragma GCC unroll 4
-      for (int u = 0; u < 4; ++u) {
-        dot_step<K, M>(acc0, acc1, a, K::load_b(b));
-        a.advance(1);
-        b += K::kBStep;
-      }
+      for (int u = 0; u < 4; ++u) step();
     }
   }
-  for (; g < k_groups; ++g) {
-    dot_step<K, M>(acc0, acc1, a, K::load_b(b));
-    a.advance(1);
-    b += K::kBStep;
-  }
+  for (; g < k_groups; ++g) step();
   VectorEpilogue<typename K::Vector, K::kNr>::template tile<M>(acc0, acc1, c, ldc, n, flags, ep);
 }
 
