@@ -155,8 +155,9 @@ class WholeA {
     return round_up(rows, kern.mr) * round_up(k, kern.kr) * packed_a_bytes(kern.packed_a);
   }
   WholeA(const Plan& plan, size_t chunks, uint8_t* data, int32_t* rowsum, int32_t* row_term)
-      : plan_(plan), chunks_(chunks), in_place_(readable_in_place(plan)), data_(data), rowsum_(rowsum),
-        row_term_(row_term), state_(new std::atomic<int>[chunks]) {
+      : plan_(plan), chunks_(chunks), in_place_(readable_in_place(plan)),
+        k_row_bytes_(round_up(rows(), plan.kern.mr) * packed_a_bytes(plan.kern.packed_a)), data_(data),
+        rowsum_(rowsum), row_term_(row_term), state_(new std::atomic<int>[chunks]) {
     for (size_t c = 0; c < chunks; ++c) state_[c].store(0, std::memory_order_relaxed);
   }
   // Called by every task before it reads A.
@@ -197,9 +198,7 @@ class WholeA {
   }
 
  private:
-  uint8_t* block_data(size_t k0) const {
-    return data_ + k0 * round_up(rows(), plan_.kern.mr) * packed_a_bytes(plan_.kern.packed_a);
-  }
+  uint8_t* block_data(size_t k0) const { return data_ + k0 * k_row_bytes_; }
   size_t rows() const { return plan_.a.batch * plan_.a.m; }
   void pack_chunk(size_t c) const {
     const GemmKernel& kern = plan_.kern;
@@ -219,6 +218,7 @@ class WholeA {
   const Plan& plan_;
   const size_t chunks_;
   const bool in_place_;
+  const size_t k_row_bytes_;  // one column of K over the padded rows (no division per tile)
   uint8_t* const data_;
   int32_t* const rowsum_;
   int32_t* const row_term_;
