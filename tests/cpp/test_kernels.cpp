@@ -18,6 +18,7 @@
 #include "qgemm/cpu.h"
 #include "qgemm/output_stage_scalar.h"
 #include "qgemm/gemm.h"
+#include "qgemm/next_source_lines.h"
 #include "qgemm/pack.h"
 #include "qgemm/quantize.h"
 #include "qgemm/thread_pool.h"
@@ -685,6 +686,78 @@ static void test_packers() {
   }
 }
 
+// pack_a with a kernel's own packing loops against the portable loops alone
+// (the same record with an empty table): the packed block and the row sums,
+// for every row count up to mr (the four-row vector loops overlap when
+// m % 4 != 0), K offsets and lengths with odd tails, both dtypes.
+static void test_a_packers(const GemmKernel& kern) {
+  GemmKernel portable = kern;
+  const Packers none{};
+  portable.packers = &none;
+  const size_t elem = kern.packed_a == PackedA::int16 ? 2 : 1;
+  for (int t = 0; t < 120; ++t) {
+    const int m = rand_int(1, kern.mr);
+    const size_t k0 = static_cast<size_t>(rand_int(0, 5)), kc = static_cast<size_t>(rand_int(0, t % 3 ? 70 : 300));
+    const bool u8 = rand_int(0, 1), extremes = rand_int(0, 3) == 0;
+    const size_t lda = k0 + kc + static_cast<size_t>(rand_int(0, 3));
+    std::vector<uint8_t> a(static_cast<size_t>(m) * lda);
+    for (auto& x : a) x = extremes ? (rand_int(0, 1) ? 0x80 : (u8 ? 255 : 0x7F)) : static_cast<uint8_t>(rand_int(0, 255));
+    std::vector<const uint8_t*> rows(static_cast<size_t>(m));
+    for (int i = 0; i < m; ++i) rows[static_cast<size_t>(i)] = a.data() + static_cast<size_t>(i) * lda;
+    const size_t bytes = (kc + kern.kr - 1) / kern.kr * kern.kr * static_cast<size_t>(kern.mr) * elem + 1;
+    std::vector<uint8_t> want(bytes, 0x5A), got(bytes, 0x5A);
+    std::vector<int32_t> want_sums(static_cast<size_t>(m), 7), got_sums(static_cast<size_t>(m), 7);
+    pack_a(rows.data(), m, 1, u8, k0, kc, portable, want.data(), want_sums.data());
+    pack_a(rows.data(), m, 1, u8, k0, kc, kern, got.data(), got_sums.data());
+    char tag[160];
+    std::snprintf(tag, sizeof tag, "%s pack_a m=%d k0=%zu kc=%zu u8=%d", kern.name, m, k0, kc, u8);
+    check(got == want && got_sums == want_sums, tag);
+  }
+}
+
+// The plain-B prefetch hint: every line it names lies in the task's columns
+// of the K block, and the calls on the panels that share a source line
+// name each row of the next line once (its last byte, or the task's last
+// column), within their K loops (per_group * k_groups covers a call's rows).
+static void test_next_source_lines() {
+  for (int t = 0; t < 300; ++t) {
+    const size_t nr = rand_int(0, 2) == 0 ? 8 : (rand_int(0, 1) ? 16 : 32);
+    const size_t kc = static_cast<size_t>(rand_int(1, 600)), ncols = nr * static_cast<size_t>(rand_int(1, 40));
+    const size_t n0 = static_cast<size_t>(rand_int(0, 3)) * nr, offset = static_cast<size_t>(rand_int(0, 63));
+    const size_t stride = n0 + ncols + static_cast<size_t>(rand_int(0, 70));
+    const size_t row_tiles = static_cast<size_t>(rand_int(1, 9)), k_groups = static_cast<size_t>(rand_int(1, 150));
+    std::vector<uint8_t> storage(offset + kc * stride);
+    const uint8_t* data = storage.data() + offset;
+    const ByteMatrix rows_k{data, kc, n0 + ncols, static_cast<ptrdiff_t>(stride), 1, false};
+    const size_t panels = ncols / nr, per_line = std::max<size_t>(1, 64 / nr);
+    bool inside = true, covered = true, in_time = true;
+    for (size_t first = 0; first < panels; first += per_line) {
+      std::vector<int> seen(kc, 0);
+      const bool has_next = first * nr + 64 < ncols;
+      const size_t col = n0 + std::min(first * nr + 128, ncols) - 1;
+      for (size_t q = first; q < std::min(panels, first + per_line); ++q) {
+        const NextSourceLines lines(rows_k, n0, ncols, q, row_tiles, nr, k_groups);
+        for (size_t tile = 0; tile < row_tiles; ++tile) {
+          const PrefetchRows p = lines.for_tile(tile);
+          in_time = in_time && static_cast<size_t>(p.per_group) * k_groups >= p.rows;
+          for (uint32_t r = 0; r < p.rows; ++r) {
+            const ptrdiff_t at = p.first + static_cast<ptrdiff_t>(r) * p.stride - data;
+            const size_t row = static_cast<size_t>(at) / stride, c = static_cast<size_t>(at) % stride;
+            inside = inside && at >= 0 && row < kc && c >= n0 && c < n0 + ncols;
+            if (row < kc && c == col) ++seen[row];
+          }
+        }
+      }
+      for (size_t r = 0; r < kc; ++r) covered = covered && seen[r] == (has_next ? 1 : 0);
+    }
+    char tag[200];
+    std::snprintf(tag, sizeof tag, "NextSourceLines nr=%zu kc=%zu n0=%zu ncols=%zu row_tiles=%zu k_groups=%zu: %s%s%s",
+                  nr, kc, n0, ncols, row_tiles, k_groups, inside ? "" : "outside B ", covered ? "" : "rows missed ",
+                  in_time ? "" : "late");
+    check(inside && covered && in_time, tag);
+  }
+}
+
 // The driver's choice of a range-proven kernel: taken exactly when the
 // ranges prove it (2 * max(A) * max|B| <= 32767), never otherwise.
 static void test_range_proof(const Kernels& kern) {
@@ -829,6 +902,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   test_packers();
+  test_next_source_lines();
+  for (Isa isa : isas) {
+    const Kernels k = kernels_for(isa);
+    test_a_packers(k.gemm);
+    if (k.gemm.proven_range) test_a_packers(*k.gemm.proven_range);
+  }
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     for (Isa isa : isas) {
