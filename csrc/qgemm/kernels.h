@@ -28,10 +28,6 @@ struct QuantizeKernels {
 };
 
 // ---- GEMM microkernel --------------------------------------------------------
-// What a kernel's epilogue reads for one tile (output_stage.h has the
-// formulas): the zero-point algebra's terms, and the call's output stage with
-// its per-column arrays moved to the tile's first column (nr values, zero
-// padded) and its per-row arrays to the tile's first row.
 // Lines for a tile to prefetch while it computes: `rows` addresses `stride`
 // bytes apart from `first`, `per_group` of them per K group until done. A
 // hint the driver gives when the tile's own loads leave the memory idle (B
@@ -43,6 +39,10 @@ struct PrefetchRows {
   uint32_t rows, per_group;
 };
 
+// What a kernel's epilogue reads for one tile (output_stage.h has the
+// formulas): the zero-point algebra's terms, and the call's output stage with
+// its per-column arrays moved to the tile's first column (nr values, zero
+// padded) and its per-row arrays to the tile's first row.
 struct EpilogueParams {
   const int32_t* col_term;  // [nr] za * colsum(B)[j] - int32 bias[j]
   const int32_t* col_zb;    // [nr] zero point of B per column, or nullptr if all zero
