@@ -509,7 +509,7 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   // Columns per task: kPlainNc while that makes 2 tasks per thread, else up
   // to kTasksPerThread tasks per thread (taken dynamically, as in gemm()),
   // each at least a 64-byte line of every row.
-  size_t nc = std::max(nr, kPlainNc / nr * nr);
+  size_t nc = std::min(std::max(nr, kPlainNc / nr * nr), round_up(N, nr));  // no wider than B
   if (parallel && (N + nc - 1) / nc < 2 * threads) {
     const size_t most_tasks = threads * kTasksPerThread;
     nc = std::min(nc, std::max(round_up(64, nr), round_up((N + most_tasks - 1) / most_tasks, nr)));
