@@ -3,7 +3,8 @@
 // with unit column stride, destination and source touched before timing.
 // Usage: bench_pack [k n [nr kr]]  (default 4096 4096, nr 32, kr 4); the
 // environment variables KC and NC set the block of the second measurement
-// (default 512 rows x 256 columns, as gemm_plain_b).
+// (default 512 rows x 1024 columns, as gemm_plain_b; there the tiles also
+// prefetch the next panels' source, which this loop alone cannot show).
 // Built with the C++ tests: build/dev/bench_pack.
 #include <algorithm>
 #include <chrono>
@@ -60,11 +61,11 @@ int main(int argc, char** argv) {
     });
     std::printf("  pack_b %-10s %6.1f GB/s  (whole B, as qgemm.pack)\n", t.name, gb / s);
   }
-  // As gemm_plain_b walks B: the panels of a block of 512 rows x 256
+  // As gemm_plain_b walks B: the panels of a block of 512 rows x 1024
   // columns one after the other into one scratch panel that stays in L1,
   // then the next block down K.
   const size_t kc = std::getenv("KC") ? std::strtoul(std::getenv("KC"), nullptr, 10) : 512;
-  const size_t nc = (std::getenv("NC") ? std::strtoul(std::getenv("NC"), nullptr, 10) : 256) / nr * nr;
+  const size_t nc = (std::getenv("NC") ? std::strtoul(std::getenv("NC"), nullptr, 10) : 1024) / nr * nr;
   std::vector<int8_t> block(kc * nr);
   for (const Table& t : tables) {
     const double s = best_seconds([&] {
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
             pack_b_panel_rows(part, j, 0, rows, nr, kr, *t.p, block.data(), sums.data() + j, &max_abs);
         }
     });
-    std::printf("  pack_b %-10s %6.1f GB/s  (%zu x %zu blocks, one panel of scratch: as a plain B to matmul)\n", t.name, gb / s,
+    std::printf("  pack_b %-10s %6.1f GB/s  (%zu x %zu blocks, one panel of scratch: a plain B, without the tiles' prefetches)\n", t.name, gb / s,
                 kc, nc);
   }
   return 0;
