@@ -203,9 +203,7 @@ struct C4Bytes {
     const size_t groups = (kc + 3) / 4, full = kc / 4, tail = kc - 4 * full;
     std::memset(dst, 0, groups * 4 * mr);
     const uint32_t correction = kStoreU8 ? 0 : static_cast<uint32_t>(128 * kc);
-    auto add_sum = [&](int i, uint32_t sum) {
-      rowsum[i] = static_cast<int32_t>(static_cast<uint32_t>(rowsum[i]) + sum - correction);
-    };
+    auto add_sum = [&](int i, uint32_t sum) { add_wrapping(rowsum[i], sum - correction); };
     int i = 0;
     for (; packers.a_four_rows_c4 && i + 4 <= m; i += 4) {
       const uint8_t* src[4] = {row_ptr[i] + k0, row_ptr[i + 1] + k0, row_ptr[i + 2] + k0,
