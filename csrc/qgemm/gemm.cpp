@@ -414,7 +414,7 @@ constexpr size_t kPlainKc = 512;
 constexpr size_t kPlainNc = 1024;
 // B of this many bytes or more, with this many rows or more, is packed whole
 // (measured on 2 threads with the prefetches, GOPS plain/whole: 128x4096x4096
-// 1.13-1.16, 128x1024x4096 1.09-1.13, 256x4096x4096 0.99-1.01, 512x4096x4096
+// 1.13-1.16, 128x1024x4096 1.08-1.13, 256x4096x4096 0.99-1.01, 512x4096x4096
 // 0.86, 1024^3 0.91).
 constexpr size_t kPlainMaxBBytes = size_t(1) << 20;
 constexpr size_t kPlainManyRows = 256;

@@ -16,9 +16,10 @@ namespace qgemm {
 // those panels and front-loaded, so that the next panels are packed from the
 // cache, not from memory: the tiles' dot products leave the memory idle, and
 // the packing loop alone keeps too few misses in flight (every row its own
-// page on a wide B; measured at 16x4096x4096 on 2 threads: 1.4-1.6x with
-// it). The last byte of the next 64 bytes, so that rows not aligned to lines
-// get their second line too. Set up once per panel: a tile may be short.
+// page on a wide B; measured at 16x4096x4096 on 2 threads: 1.2-1.4x with it
+// in most runs). The last byte of the next 64 bytes, so that rows not aligned
+// to lines get their second line too. Set up once per panel: a tile may be
+// short.
 class NextSourceLines {
  public:
   // rows_k: B's rows of the K block; [n0, n0 + ncols): the task's columns;
