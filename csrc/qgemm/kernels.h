@@ -29,7 +29,7 @@ struct QuantizeKernels {
 
 // ---- GEMM microkernel --------------------------------------------------------
 // Lines for a tile to prefetch while it computes: `rows` addresses `stride`
-// bytes apart from `first`, `per_group` of them per K group until done. A
+// bytes apart from `first`, up to `per_group` of them per K group. A
 // hint the driver gives when the tile's own loads leave the memory idle (B
 // packed inside the call: the source of the next panels); kernels may ignore
 // it, and rows == 0 asks for nothing.

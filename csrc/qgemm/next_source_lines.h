@@ -35,6 +35,8 @@ class NextSourceLines {
     stride_ = rows_k.row_stride;
     chunk_ = (rows_ + calls - 1) / calls;
     first_call_ = q % panels_per_line * row_tiles;
+    // One more per K group than an even spread needs: the rows go out in the
+    // first part of the K loop, while the panel is still being computed.
     per_group_ = static_cast<uint32_t>((chunk_ + k_groups - 1) / k_groups + 1);
     last_byte_ = rows_k.data + static_cast<ptrdiff_t>(n0 + std::min(line + 2 * kLine, ncols) - 1);
   }
@@ -42,6 +44,7 @@ class NextSourceLines {
   PrefetchRows for_tile(size_t t) const {
     if (!last_byte_) return {};
     const size_t r0 = std::min(rows_, (first_call_ + t) * chunk_), r1 = std::min(rows_, r0 + chunk_);
+    if (r0 == r1) return {};  // no share: and no address past B's rows
     return {last_byte_ + static_cast<ptrdiff_t>(r0) * stride_, stride_, static_cast<uint32_t>(r1 - r0), per_group_};
   }
 

@@ -716,20 +716,22 @@ static void test_a_packers(const GemmKernel& kern) {
 }
 
 // The plain-B prefetch hint: every line it names lies in the task's columns
-// of the K block, and the calls on the panels that share a source line
-// name each row of the next line once (its last byte, or the task's last
-// column), within their K loops (per_group * k_groups covers a call's rows).
+// of the K block (an empty share names no address at all), and the calls on
+// the panels that share a source line name each row of the next line once
+// (its last byte, or the task's last column), within their K loops
+// (per_group * k_groups covers a call's rows). Any task width: a last task
+// has N - n0 columns.
 static void test_next_source_lines() {
   for (int t = 0; t < 300; ++t) {
     const size_t nr = rand_int(0, 2) == 0 ? 8 : (rand_int(0, 1) ? 16 : 32);
-    const size_t kc = static_cast<size_t>(rand_int(1, 600)), ncols = nr * static_cast<size_t>(rand_int(1, 40));
+    const size_t kc = static_cast<size_t>(rand_int(1, 600)), ncols = static_cast<size_t>(rand_int(1, 40 * static_cast<int>(nr)));
     const size_t n0 = static_cast<size_t>(rand_int(0, 3)) * nr, offset = static_cast<size_t>(rand_int(0, 63));
     const size_t stride = n0 + ncols + static_cast<size_t>(rand_int(0, 70));
     const size_t row_tiles = static_cast<size_t>(rand_int(1, 9)), k_groups = static_cast<size_t>(rand_int(1, 150));
     std::vector<uint8_t> storage(offset + kc * stride);
     const uint8_t* data = storage.data() + offset;
     const ByteMatrix rows_k{data, kc, n0 + ncols, static_cast<ptrdiff_t>(stride), 1, false};
-    const size_t panels = ncols / nr, per_line = std::max<size_t>(1, 64 / nr);
+    const size_t panels = (ncols + nr - 1) / nr, per_line = std::max<size_t>(1, 64 / nr);
     bool inside = true, covered = true, in_time = true;
     for (size_t first = 0; first < panels; first += per_line) {
       std::vector<int> seen(kc, 0);
@@ -739,6 +741,7 @@ static void test_next_source_lines() {
         const NextSourceLines lines(rows_k, n0, ncols, q, row_tiles, nr, k_groups);
         for (size_t tile = 0; tile < row_tiles; ++tile) {
           const PrefetchRows p = lines.for_tile(tile);
+          inside = inside && (p.rows > 0 || p.first == nullptr);
           in_time = in_time && static_cast<size_t>(p.per_group) * k_groups >= p.rows;
           for (uint32_t r = 0; r < p.rows; ++r) {
             const ptrdiff_t at = p.first + static_cast<ptrdiff_t>(r) * p.stride - data;

@@ -120,8 +120,10 @@ QGEMM_INLINE void dot_tile(size_t k_groups, A a, const int8_t* b, void* c, size_
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = K::zero();
   size_t g = 0;
-  // Each loop runs first with the prefetches, which are front-loaded, then
-  // without them: the hot loop stays as it is when there are none.
+  // The prefetches (EpilogueParams::prefetch) go out first, front-loaded,
+  // from a loop of one K group at a time (one pair in the two-chain loop,
+  // which leaves an odd last group without); the loops after it are the ones
+  // without them, so the hot loop stays as it is when there are none.
   RowPrefetcher prefetch{ep->prefetch};
   auto step = [&]() __attribute__((always_inline)) {
     dot_step<K, M>(acc0, acc1, a, K::load_b(b));
