@@ -8,6 +8,7 @@
 // Built with the C++ tests: build/dev/bench_pack.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -38,7 +39,9 @@ int main(int argc, char** argv) {
   std::vector<uint8_t> src(k * n), copy(k * n);
   for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<uint8_t>(i * 2654435761u >> 13);
   const size_t panels = (n + nr - 1) / nr, k_padded = (k + kr - 1) / kr * kr;
-  std::vector<int8_t> dst(panels * k_padded * nr);
+  // 64-byte aligned, as pack_b's panels (streamed stores need 32).
+  std::vector<int8_t> dst_bytes(panels * k_padded * nr + 64);
+  int8_t* const dst = dst_bytes.data() + (64 - reinterpret_cast<uintptr_t>(dst_bytes.data()) % 64) % 64;
   std::vector<int32_t> sums(panels * nr);
   const ByteMatrix b{src.data(), k, n, static_cast<ptrdiff_t>(n), 1, false};
   const double gb = static_cast<double>(k * n) / 1e9;
@@ -49,18 +52,22 @@ int main(int argc, char** argv) {
 #if defined(QGEMM_HAVE_AVX2)
   if (cpu_features().avx2) tables.push_back({"avx2", &avx2_packers()});
 #endif
-  // As pack_b walks B: 64 rows of every panel, then the next 64 rows.
-  for (const Table& t : tables) {
-    const double s = best_seconds([&] {
-      int max_abs = 0;
-      std::fill(sums.begin(), sums.end(), 0);
-      for (size_t k0 = 0; k0 < k; k0 += 64)
-        for (size_t p = 0; p < panels; ++p)
-          pack_b_panel_rows(b, p * nr, k0, std::min(k, k0 + 64), nr, kr, *t.p, dst.data() + p * k_padded * nr,
-                            sums.data() + p * nr, &max_abs);
-    });
-    std::printf("  pack_b %-10s %6.1f GB/s  (whole B, as qgemm.pack)\n", t.name, gb / s);
-  }
+  // As pack_b walks B: a pass of rows across every panel, then the next
+  // rows; streamed as pack_b streams a large weight, and with plain stores
+  // (as a smaller one).
+  for (const Table& t : tables)
+    for (const bool stream : {true, false}) {
+      const double s = best_seconds([&] {
+        int max_abs = 0;
+        std::fill(sums.begin(), sums.end(), 0);
+        const size_t rows = pack_b_rows_per_pass(stream);
+        for (size_t k0 = 0; k0 < k; k0 += rows)
+          pack_b_panels_rows(b, 0, panels, k0, std::min(k, k0 + rows), nr, kr, *t.p, stream,
+                             dst, k_padded * nr, sums.data(), &max_abs);
+      });
+      std::printf("  pack_b %-10s %6.1f GB/s  (whole B, as qgemm.pack, %s stores)\n", t.name, gb / s,
+                  stream ? "streamed" : "plain");
+    }
   // As gemm_plain_b walks B: the panels of a block of 512 rows x 1024
   // columns one after the other into one scratch panel that stays in L1,
   // then the next block down K.

@@ -85,11 +85,14 @@ using EpilogueFn = void (*)(const int32_t* acc, size_t lda, void* c, size_t ldc,
 // loops, which also take whatever a null entry or a partial count leaves.
 struct Packers {
   // Rows [0, k) (k a multiple of kr, 2 or 4) x columns [0, width) (a multiple
-  // of 16) of a B with unit column stride into the panel layout [k/kr][nr][kr]
-  // at dst, bytes ^ flip; adds the column sums of stored values into
-  // sums[0..width) and raises *max_abs to the largest |stored value|.
-  void (*b_block)(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr, uint8_t flip,
-                  int8_t* dst, int32_t* sums, int* max_abs);
+  // of 16) of a B with unit column stride into the panel layout [k/kr][nr][kr],
+  // bytes ^ flip: column j into the panel at dst + (j / nr) * panel_stride, as
+  // its column j % nr (nr a multiple of 8; width <= nr needs no stride). Adds
+  // the column sums of stored values into sums[0..width) and raises *max_abs
+  // to the largest |stored value|. stream: a hint that the panels are not read
+  // soon (non-temporal stores where dst and panel_stride allow, then a fence).
+  void (*b_block)(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr,
+                  size_t panel_stride, bool stream, uint8_t flip, int8_t* dst, int32_t* sums, int* max_abs);
   // Four rows of A (unit stride) as groups of 4 bytes ^ flip: groups [0, g)
   // of `full` into out (rows mr * 4 bytes apart per group); sums[i] = row i's
   // sum of (stored byte ^ to_unsigned) over them. Returns g.

@@ -47,9 +47,36 @@ void pack_b_panel_rows(const ByteMatrix& b, size_t j0, size_t k_begin, size_t k_
     std::memset(dst, 0, (k_padded_end - k_begin) * nr);
   if (vectors)
     packers.b_block(b.data + static_cast<ptrdiff_t>(k_begin) * b.row_stride + j0, b.row_stride,
-                    k_done - k_begin, j_done, kr, nr, b.is_u8 ? 0x80 : 0, dst, sums, max_abs);
+                    k_done - k_begin, j_done, kr, nr, 0, false, b.is_u8 ? 0x80 : 0, dst, sums, max_abs);
   pack_b_bytes(b, j0, k_begin, k_done, j_done, width, nr, kr, panel, sums, max_abs);
   pack_b_bytes(b, j0, k_done, k_end, 0, width, nr, kr, panel, sums, max_abs);
+}
+
+void pack_b_panels_rows(const ByteMatrix& b, size_t p_begin, size_t p_end, size_t k_begin, size_t k_end, int nr,
+                        int kr, const Packers& packers, bool stream, int8_t* panels, size_t panel_stride,
+                        int32_t* sums, int* max_abs) {
+  auto one_panel = [&](size_t p, size_t k0) {
+    pack_b_panel_rows(b, p * nr, k0, k_end, nr, kr, packers, panels + p * panel_stride, sums + p * nr, max_abs);
+  };
+  // The full panels' whole groups in one pass of the vector loop, which reads
+  // B's rows a line at a time across every panel (the loop takes columns in
+  // 16s: with nr = 8, an even count of panels); the rest panel by panel.
+  const size_t full_end = std::clamp(b.cols / nr, p_begin, p_end);  // panels with nr columns of B
+  const size_t step = nr % 16 == 0 ? 1 : 2;                           // panels per 16 columns (nr % 8 == 0)
+  const size_t vector_end = p_begin + (full_end - p_begin) / step * step;
+  const size_t k_done = k_begin + (k_end - k_begin) / kr * kr;
+  if (!packers.b_block || b.col_stride != 1 || (kr != 2 && kr != 4) || nr % 8 != 0 || vector_end == p_begin ||
+      k_done == k_begin) {
+    for (size_t p = p_begin; p < p_end; ++p) one_panel(p, k_begin);
+    return;
+  }
+  packers.b_block(b.data + static_cast<ptrdiff_t>(k_begin) * b.row_stride + p_begin * nr, b.row_stride,
+                  k_done - k_begin, static_cast<int>((vector_end - p_begin) * nr), kr, nr, panel_stride, stream,
+                  b.is_u8 ? 0x80 : 0, panels + p_begin * panel_stride + k_begin * nr, sums + p_begin * nr,
+                  max_abs);
+  if (k_done < k_end)
+    for (size_t p = p_begin; p < vector_end; ++p) one_panel(p, k_done);
+  for (size_t p = vector_end; p < p_end; ++p) one_panel(p, k_begin);
 }
 
 PackedB pack_b(const ByteMatrix& b, const GemmKernel& kernel, bool single_use) {
@@ -66,26 +93,21 @@ PackedB pack_b(const ByteMatrix& b, const GemmKernel& kernel, bool single_use) {
   allocate_panels(p);
   p.colsum.assign(p.panels * nr, 0);
   const Packers& packers = *kernel.packers;
-  auto pack_panel_rows = [&](size_t panel, size_t k_begin, size_t k_end, int* max_abs) {
-    pack_b_panel_rows(b, panel * nr, k_begin, k_end, nr, kr, packers, p.data.get() + panel * p.k_padded * nr,
-                      p.colsum.data() + panel * nr, max_abs);
-  };
   // Threads only pay off for large matrices (weights are packed once anyway).
   const size_t tasks = b.rows * b.cols >= (size_t(1) << 18)
                            ? std::min<size_t>(p.panels, static_cast<size_t>(usable_threads()))
                            : 1;
-  // A thread's panels are packed kKBlock rows at a time, all of its panels
-  // per block: B's rows are read a whole cache line (and page) at a time
-  // while they are in cache, not one panel's few bytes per row (measured
-  // 2.4 -> 5 GB/s on one thread at 4096 x 4096).
-  constexpr size_t kKBlock = 64;
+  // A weight's panels are not read soon: stream them past the caches once
+  // they are large, as memcpy does for large copies.
+  const bool stream = !single_use && p.bytes() >= kStreamPanelsFrom;
   std::vector<int> task_max_abs(tasks, 0);
   parallel_for(tasks, [&](size_t t) {
     const size_t p0 = p.panels * t / tasks, p1 = p.panels * (t + 1) / tasks;
     int max_abs = 0;  // local: the threads' slots share a cache line
-    for (size_t k0 = 0; k0 < b.rows; k0 += kKBlock)
-      for (size_t panel = p0; panel < p1; ++panel)
-        pack_panel_rows(panel, k0, std::min(b.rows, k0 + kKBlock), &max_abs);
+    const size_t rows = pack_b_rows_per_pass(stream);
+    for (size_t k0 = 0; k0 < b.rows; k0 += rows)
+      pack_b_panels_rows(b, p0, p1, k0, std::min(b.rows, k0 + rows), nr, kr, packers, stream,
+                         p.data.get(), p.k_padded * nr, p.colsum.data(), &max_abs);
     task_max_abs[t] = max_abs;
   });
   p.max_abs = *std::max_element(task_max_abs.begin(), task_max_abs.end());

@@ -44,6 +44,21 @@ PackedB pack_b(const ByteMatrix& b, const GemmKernel& kernel, bool single_use = 
 // into sums[0..nr) and raises *max_abs to the largest |stored value|.
 void pack_b_panel_rows(const ByteMatrix& b, size_t j0, size_t k_begin, size_t k_end, int nr, int kr,
                        const Packers& packers, int8_t* panel, int32_t* sums, int* max_abs);
+// The same for panels [p_begin, p_end) at once: panel p's storage at
+// panels + p * panel_stride, its column sums at sums[p * nr..]. The vector
+// loop reads each row of B across all of them in one pass. stream: the
+// panels are not read soon (Packers::b_block).
+void pack_b_panels_rows(const ByteMatrix& b, size_t p_begin, size_t p_end, size_t k_begin, size_t k_end, int nr,
+                        int kr, const Packers& packers, bool stream, int8_t* panels, size_t panel_stride,
+                        int32_t* sums, int* max_abs);
+// pack_b streams a weight's panels (non-temporal stores) from this size on.
+// Measured, pack() on 2 threads: 4096 x 4096 (16 MiB) streamed 11-14 GB/s,
+// plain 6-9; 1024 x 4096 (4 MiB) streamed 18-20, plain 24.
+constexpr size_t kStreamPanelsFrom = size_t(8) << 20;
+// pack_b's pass: this many rows across every panel of a thread, then the
+// next ones (B is read a line at a time, each line while it is in L1).
+// Measured as above: streamed, 16 rows beat 64; into the caches, 64 beat 16.
+inline size_t pack_b_rows_per_pass(bool stream) { return stream ? 16 : 64; }
 // Packs rows [0, m) (m <= kernel.mr) and columns [k0, k0 + kc) of A into dst
 // as kernel.packed_a says, with its packing loops, and adds each row's sum of
 // stored values into rowsum[0..m). row_ptr[i] is row i.

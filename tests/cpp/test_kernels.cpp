@@ -3,6 +3,7 @@
 // dtypes, zero points and strides. No Python involved; also built for AArch64
 // and run under qemu, and built with sanitizers.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -645,42 +646,62 @@ static void test_plain_b(const Kernels& kern) {
 }
 
 // Every packing table this CPU runs packs B's panels to the same bytes,
-// column sums and max|B| as the portable loops.
+// column sums and max|B| as the portable loops: panel by panel (as a plain B
+// is packed in the GEMM's tasks) and over a range of panels at once (as
+// pack_b packs a thread's share), streamed or not, into destinations aligned
+// to 64, 32 or 16 bytes (streamed stores need 32 on AVX2: the loops fall back).
 static void test_packers() {
   std::vector<std::pair<const char*, const Packers*>> tables = {{"baseline", &baseline_packers()}};
 #if defined(QGEMM_HAVE_AVX2)
   if (cpu_features().avx2) tables.push_back({"avx2", &avx2_packers()});
 #endif
   const Packers portable{};
-  for (int t = 0; t < 200; ++t) {
-    const int nr = rand_int(0, 2) == 0 ? 16 : 32, kr = rand_int(0, 1) ? 4 : 2;
-    const size_t k = static_cast<size_t>(rand_int(0, t % 4 == 0 ? 1200 : 300)), n = static_cast<size_t>(rand_int(1, 100));
-    // 64 rows per call (as pack_b), or all of them (int16 sums widened on the way).
-    const size_t chunk = rand_int(0, 1) ? 64 : std::max<size_t>(k, 1);
+  for (int t = 0; t < 300; ++t) {
+    const int nr = std::array<int, 4>{8, 16, 16, 32}[static_cast<size_t>(rand_int(0, 3))], kr = rand_int(0, 1) ? 4 : 2;
+    const size_t k = static_cast<size_t>(rand_int(0, t % 4 == 0 ? 1200 : 300)), n = static_cast<size_t>(rand_int(1, 160));
+    // 16 or 64 rows per call (as pack_b and the GEMM's tasks), or all of them
+    // (int16 sums widened on the way).
+    const size_t chunk = std::array<size_t, 3>{16, 64, std::max<size_t>(k, 1)}[static_cast<size_t>(rand_int(0, 2))];
     const size_t ld = n + static_cast<size_t>(rand_int(0, 1) * 9);
     const bool u8 = rand_int(0, 1), extremes = rand_int(0, 3) == 0;
     std::vector<uint8_t> b(k * ld);
     for (auto& x : b) x = extremes ? (u8 ? (rand_int(0, 1) ? 0 : 255) : 0x80) : static_cast<uint8_t>(rand_int(0, 255));
     const ByteMatrix bm{b.data(), k, n, static_cast<ptrdiff_t>(ld), 1, u8};
     const size_t k_padded = (k + kr - 1) / kr * kr, panels = (n + nr - 1) / nr;
-    auto pack_with = [&](const Packers& p, std::vector<int8_t>& out, std::vector<int32_t>& sums, int& max_abs) {
-      out.assign(panels * k_padded * nr, 0x33);
+    // Panels [p_begin, p_end) in one call per row block, or each alone.
+    const bool at_once = rand_int(0, 2) != 0, stream = rand_int(0, 1);
+    const size_t p_begin = static_cast<size_t>(rand_int(0, 1) ? 0 : rand_int(0, static_cast<int>(panels)));
+    const size_t p_end = rand_int(0, 1) ? panels : static_cast<size_t>(rand_int(static_cast<int>(p_begin), static_cast<int>(panels)));
+    const size_t align = std::array<size_t, 3>{0, 16, 32}[static_cast<size_t>(rand_int(0, 2))];
+    auto pack_with = [&](const Packers& p, bool one_call, std::vector<int8_t>& out, std::vector<int32_t>& sums,
+                         int& max_abs) {
+      std::vector<int8_t> storage(panels * k_padded * nr + 128, 0x33);
+      int8_t* base = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64 + align;
       sums.assign(panels * nr, 0);
       max_abs = 0;
-      for (size_t q = 0; q < panels; ++q)
-        for (size_t k0 = 0; k0 < k || k0 == 0; k0 += chunk)
-          pack_b_panel_rows(bm, q * nr, k0, std::min(k, k0 + chunk), nr, kr, p, out.data() + q * k_padded * nr,
-                            sums.data() + q * nr, &max_abs);
+      for (size_t k0 = 0; k0 < k || k0 == 0; k0 += chunk) {
+        const size_t k1 = std::min(k, k0 + chunk);
+        if (one_call)
+          pack_b_panels_rows(bm, p_begin, p_end, k0, k1, nr, kr, p, stream, base, k_padded * nr, sums.data(),
+                             &max_abs);
+        else
+          for (size_t q = p_begin; q < p_end; ++q)
+            pack_b_panel_rows(bm, q * nr, k0, k1, nr, kr, p, base + q * k_padded * nr, sums.data() + q * nr,
+                              &max_abs);
+      }
+      out.assign(base, base + panels * k_padded * nr);
     };
     std::vector<int8_t> want, got;
     std::vector<int32_t> want_sums, got_sums;
     int want_max = 0, got_max = 0;
-    pack_with(portable, want, want_sums, want_max);
+    pack_with(portable, false, want, want_sums, want_max);
     for (const auto& table : tables) {
-      pack_with(*table.second, got, got_sums, got_max);
-      char tag[160];
-      std::snprintf(tag, sizeof tag, "packers %s b_block k=%zu n=%zu ld=%zu nr=%d kr=%d u8=%d", table.first, k, n, ld,
-                    nr, kr, u8);
+      pack_with(*table.second, at_once, got, got_sums, got_max);
+      char tag[200];
+      std::snprintf(tag, sizeof tag,
+                    "packers %s b_block k=%zu n=%zu ld=%zu nr=%d kr=%d u8=%d chunk=%zu panels [%zu, %zu) at_once=%d "
+                    "stream=%d align=%zu",
+                    table.first, k, n, ld, nr, kr, u8, chunk, p_begin, p_end, at_once, stream, align);
       check(got == want && got_sums == want_sums && got_max == want_max, tag);
     }
   }

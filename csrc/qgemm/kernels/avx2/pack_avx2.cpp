@@ -16,11 +16,12 @@ namespace qgemm {
 namespace {
 
 
-// Columns [j, j + 32) (kHalf: [j, j + 16)) of rows [0, k) into the panel
-// layout; column sums added into sums[j..], |values| into *vmax.
-template <int KR, bool kHalf>
-QGEMM_INLINE void b_strip(const uint8_t* src, ptrdiff_t row_stride, size_t groups, int nr, __m256i vflip,
-                          int8_t* dst, int32_t* sums, __m256i* vmax) {
+// 32 columns (kHalf: 16) of rows [0, k) into the panel layout: the v-th
+// 32-byte store of group g (32 / KR columns) at out[v] + g * group_bytes;
+// column sums added into sums[0..], |values| into *vmax.
+template <int KR, bool kHalf, bool kStream>
+QGEMM_INLINE void b_strip(const uint8_t* src, ptrdiff_t row_stride, size_t groups, size_t group_bytes,
+                          __m256i vflip, int8_t* const* out, int32_t* sums, __m256i* vmax) {
   constexpr int kOut = (KR == 4 ? 4 : 2) / (kHalf ? 2 : 1);  // 32-byte stores per group
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
   // int16 sums: kr = 4, two pair sums per column; kr = 2, one sum per column.
@@ -35,9 +36,10 @@ QGEMM_INLINE void b_strip(const uint8_t* src, ptrdiff_t row_stride, size_t group
 #pragma GCC unroll 4
     for (int i = 0; i < KR; ++i) {
       const uint8_t* p = src + static_cast<ptrdiff_t>(g * KR + i) * row_stride;
-      r[i] = kHalf ? _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))
-                   : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-      r[i] = _mm256_xor_si256(r[i], vflip);
+      // (kHalf: flipped before widening, so that the zero upper lane stays 0 for vmax)
+      r[i] = kHalf ? _mm256_zextsi128_si256(_mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)),
+                                                          _mm256_castsi256_si128(vflip)))
+                   : _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), vflip);
       mx = _mm256_max_epu8(mx, _mm256_abs_epi8(r[i]));
     }
     __m256i o[KR == 4 ? 4 : 2];  // columns in order, kr bytes each
@@ -55,10 +57,11 @@ QGEMM_INLINE void b_strip(const uint8_t* src, ptrdiff_t row_stride, size_t group
       o[0] = _mm256_permute2x128_si256(t0, t1, 0x20);  // columns 0..15
       o[1] = _mm256_permute2x128_si256(t0, t1, 0x31);  // 16..31
     }
-    int8_t* out = dst + g * nr * KR;
 #pragma GCC unroll 4
     for (int v = 0; v < kOut; ++v) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * v), o[v]);
+      __m256i* at = reinterpret_cast<__m256i*>(out[v] + g * group_bytes);
+      if constexpr (kStream) _mm256_stream_si256(at, o[v]);
+      else _mm256_storeu_si256(at, o[v]);
       s16[v] = _mm256_add_epi16(s16[v], _mm256_maddubs_epi16(ones8, o[v]));
     }
     // To int32 before int16 could overflow (|int16 sum| <= 256 per group: 64 groups).
@@ -85,26 +88,48 @@ QGEMM_INLINE void b_strip(const uint8_t* src, ptrdiff_t row_stride, size_t group
 }
 
 // Rows [0, k) x columns [0, width) (width a multiple of 16, unit column
-// stride, k a multiple of kr = 2 or 4) into [k / kr][nr][kr] at dst; as
-// Packers::b_block.
-template <int KR>
-void b_block_kr(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int nr, uint8_t flip, int8_t* dst,
-                int32_t* sums, int* max_abs) {
+// stride, k a multiple of kr = 2 or 4, nr a multiple of 32 / kr: every store
+// within one panel) into the panel layout; as Packers::b_block.
+template <int KR, bool kStream>
+void b_block_kr(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int nr, size_t panel_stride,
+                uint8_t flip, int8_t* dst, int32_t* sums, int* max_abs) {
+  constexpr int kStoreColumns = 32 / KR;
   const __m256i vflip = _mm256_set1_epi8(static_cast<char>(flip));
   __m256i vmax = _mm256_setzero_si256();  // |stored value| as unsigned bytes (|-128| = 0x80)
+  const size_t group_bytes = static_cast<size_t>(nr) * KR;
+  int8_t* out[4];
+  auto aim = [&](int j, int stores) {
+    for (int v = 0; v < stores; ++v) {
+      const int c = j + v * kStoreColumns;
+      out[v] = dst + static_cast<size_t>(c / nr) * panel_stride + (c % nr) * KR;
+    }
+  };
   int j = 0;
-  for (; j + 32 <= width; j += 32)
-    b_strip<KR, false>(src + j, row_stride, k / KR, nr, vflip, dst + j * KR, sums + j, &vmax);
-  if (j < width) b_strip<KR, true>(src + j, row_stride, k / KR, nr, vflip, dst + j * KR, sums + j, &vmax);
+  for (; j + 32 <= width; j += 32) {
+    aim(j, 32 / kStoreColumns);
+    b_strip<KR, false, kStream>(src + j, row_stride, k / KR, group_bytes, vflip, out, sums + j, &vmax);
+  }
+  if (j < width) {
+    aim(j, 16 / kStoreColumns);
+    b_strip<KR, true, kStream>(src + j, row_stride, k / KR, group_bytes, vflip, out, sums + j, &vmax);
+  }
+  if (kStream) _mm_sfence();  // the streamed stores before any later read, by any thread
   alignas(32) uint8_t lanes[32];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), vmax);
   *max_abs = std::max(*max_abs, static_cast<int>(*std::max_element(lanes, lanes + 32)));
 }
 
-void b_block(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr, uint8_t flip,
-             int8_t* dst, int32_t* sums, int* max_abs) {
-  if (kr == 4) b_block_kr<4>(src, row_stride, k, width, nr, flip, dst, sums, max_abs);
-  else b_block_kr<2>(src, row_stride, k, width, nr, flip, dst, sums, max_abs);
+void b_block(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr, size_t panel_stride,
+             bool stream, uint8_t flip, int8_t* dst, int32_t* sums, int* max_abs) {
+  if (nr % (32 / kr) != 0)  // a store would straddle two panels: SSE2's 16-byte stores
+    return baseline_packers().b_block(src, row_stride, k, width, kr, nr, panel_stride, stream, flip, dst, sums,
+                                      max_abs);
+  // Streamed (non-temporal) stores need every store 32-byte aligned.
+  stream = stream && reinterpret_cast<uintptr_t>(dst) % 32 == 0 && panel_stride % 32 == 0;
+  using Loop = void (*)(const uint8_t*, ptrdiff_t, size_t, int, int, size_t, uint8_t, int8_t*, int32_t*, int*);
+  const Loop loop = kr == 4 ? (stream ? b_block_kr<4, true> : b_block_kr<4, false>)
+                            : (stream ? b_block_kr<2, true> : b_block_kr<2, false>);
+  loop(src, row_stride, k, width, nr, panel_stride, flip, dst, sums, max_abs);
 }
 
 // Eight pairs of each of four rows per step: 16 bytes widened into one

@@ -13,14 +13,21 @@ namespace qgemm {
 namespace {
 
 // Rows [0, k) x columns [0, width) of B into the panel layout, 16 columns at
-// a time: byte zips put each column's kr values side by side. Column sums go
-// vertically in int16 first (64 groups of at most 4 values of |v| <= 128 fit),
-// then to int32.
-void pack_b_block(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr, uint8_t flip,
-                  int8_t* dst, int32_t* sums, int* max_abs) {
+// a time: byte zips put each column's kr values side by side, each 16-byte
+// store (16 / kr columns) into its panel. Column sums go vertically in int16
+// first (64 groups of at most 4 values of |v| <= 128 fit), then to int32. As
+// Packers::b_block; `stream` is only a hint, and plain stores serve here.
+void pack_b_block(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr,
+                  size_t panel_stride, bool /*stream*/, uint8_t flip, int8_t* dst, int32_t* sums, int* max_abs) {
+  const size_t group_bytes = static_cast<size_t>(nr) * kr;
   const uint8x16_t vflip = vdupq_n_u8(flip), sign = vdupq_n_u8(0x80);
   uint8x16_t umin = sign, umax = sign;  // stored values flipped to unsigned: 128 is 0
   for (int j = 0; j < width; j += 16) {
+    int8_t* out[4];  // the v-th store's first column j + v * 16 / kr, group 0
+    for (int v = 0; v < kr; ++v) {
+      const int c = j + v * (16 / kr);
+      out[v] = dst + static_cast<size_t>(c / nr) * panel_stride + (c % nr) * kr;
+    }
     int16x8_t s16_lo = vdupq_n_s16(0), s16_hi = vdupq_n_s16(0);
     int32x4_t s32[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
     for (size_t g = 0; g < k / kr; ++g) {
@@ -33,19 +40,19 @@ void pack_b_block(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width,
         umin = vminq_u8(umin, veorq_u8(u, sign));
         umax = vmaxq_u8(umax, veorq_u8(u, sign));
       }
-      int8_t* out = dst + g * nr * kr + j * kr;
+      const size_t at = g * group_bytes;
       if (kr == 2) {
-        vst1q_s8(out, vzip1q_s8(r[0], r[1]));
-        vst1q_s8(out + 16, vzip2q_s8(r[0], r[1]));
+        vst1q_s8(out[0] + at, vzip1q_s8(r[0], r[1]));
+        vst1q_s8(out[1] + at, vzip2q_s8(r[0], r[1]));
       } else {
         const int16x8_t t0 = vreinterpretq_s16_s8(vzip1q_s8(r[0], r[1]));
         const int16x8_t t1 = vreinterpretq_s16_s8(vzip1q_s8(r[2], r[3]));
         const int16x8_t t2 = vreinterpretq_s16_s8(vzip2q_s8(r[0], r[1]));
         const int16x8_t t3 = vreinterpretq_s16_s8(vzip2q_s8(r[2], r[3]));
-        vst1q_s8(out, vreinterpretq_s8_s16(vzip1q_s16(t0, t1)));
-        vst1q_s8(out + 16, vreinterpretq_s8_s16(vzip2q_s16(t0, t1)));
-        vst1q_s8(out + 32, vreinterpretq_s8_s16(vzip1q_s16(t2, t3)));
-        vst1q_s8(out + 48, vreinterpretq_s8_s16(vzip2q_s16(t2, t3)));
+        vst1q_s8(out[0] + at, vreinterpretq_s8_s16(vzip1q_s16(t0, t1)));
+        vst1q_s8(out[1] + at, vreinterpretq_s8_s16(vzip2q_s16(t0, t1)));
+        vst1q_s8(out[2] + at, vreinterpretq_s8_s16(vzip1q_s16(t2, t3)));
+        vst1q_s8(out[3] + at, vreinterpretq_s8_s16(vzip2q_s16(t2, t3)));
       }
       if ((g + 1) % 64 == 0 || g + 1 == k / kr) {
         s32[0] = vaddw_s16(s32[0], vget_low_s16(s16_lo));

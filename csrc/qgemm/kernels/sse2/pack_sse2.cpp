@@ -16,16 +16,29 @@ namespace {
 
 // Rows [0, k) x columns [0, width) of B (unit column stride; k a multiple of
 // kr, width of 16) into the panel layout [k / kr][nr][kr], 16 columns at a
-// time: byte interleaves put each column's kr values side by side. Column
-// sums go vertically first (int16 is ample for 4 values), then to int32.
-// Raises *max_abs to the largest |stored value| seen.
+// time: byte interleaves put each column's kr values side by side, each
+// 16-byte store (16 / kr columns) into its panel. Column sums go vertically
+// first (int16 is ample for 4 values), then to int32. Raises *max_abs to the
+// largest |stored value| seen. As Packers::b_block.
 void pack_b_block(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr,
-                       uint8_t flip, int8_t* dst, int32_t* sums, int* max_abs) {
+                  size_t panel_stride, bool stream, uint8_t flip, int8_t* dst, int32_t* sums, int* max_abs) {
+  // Streamed (non-temporal) stores need every store 16-byte aligned.
+  stream = stream && reinterpret_cast<uintptr_t>(dst) % 16 == 0 && panel_stride % 16 == 0;
+  auto store = [stream](int8_t* at, __m128i v) {
+    if (stream) _mm_stream_si128(reinterpret_cast<__m128i*>(at), v);
+    else _mm_storeu_si128(reinterpret_cast<__m128i*>(at), v);
+  };
+  const size_t group_bytes = static_cast<size_t>(nr) * kr;
   const __m128i vflip = _mm_set1_epi8(static_cast<char>(flip));
   // Stored values flipped to unsigned (v ^ 0x80 == v + 128), where SSE2 has min and max.
   const __m128i sign = _mm_set1_epi8(static_cast<char>(0x80));
   __m128i umin = sign, umax = sign;  // 128: the value 0
   for (int j = 0; j < width; j += 16) {
+    int8_t* out[4];  // the v-th store's first column j + v * 16 / kr, group 0
+    for (int v = 0; v < kr; ++v) {
+      const int c = j + v * (16 / kr);
+      out[v] = dst + static_cast<size_t>(c / nr) * panel_stride + (c % nr) * kr;
+    }
     __m128i s16_lo = _mm_setzero_si128(), s16_hi = _mm_setzero_si128();  // cols j..j+7, j+8..j+15
     __m128i s32[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
     for (size_t g = 0; g < k / kr; ++g) {
@@ -42,17 +55,17 @@ void pack_b_block(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width,
         umin = _mm_min_epu8(umin, u);
         umax = _mm_max_epu8(umax, u);
       }
-      int8_t* out = dst + g * nr * kr + j * kr;
+      const size_t at = g * group_bytes;
       if (kr == 2) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi8(r[0], r[1]));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi8(r[0], r[1]));
+        store(out[0] + at, _mm_unpacklo_epi8(r[0], r[1]));
+        store(out[1] + at, _mm_unpackhi_epi8(r[0], r[1]));
       } else {
         const __m128i t0 = _mm_unpacklo_epi8(r[0], r[1]), t1 = _mm_unpacklo_epi8(r[2], r[3]);
         const __m128i t2 = _mm_unpackhi_epi8(r[0], r[1]), t3 = _mm_unpackhi_epi8(r[2], r[3]);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi16(t0, t1));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi16(t0, t1));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32), _mm_unpacklo_epi16(t2, t3));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 48), _mm_unpackhi_epi16(t2, t3));
+        store(out[0] + at, _mm_unpacklo_epi16(t0, t1));
+        store(out[1] + at, _mm_unpackhi_epi16(t0, t1));
+        store(out[2] + at, _mm_unpacklo_epi16(t2, t3));
+        store(out[3] + at, _mm_unpackhi_epi16(t2, t3));
       }
       // Widen the int16 sums to int32 before they could overflow (|sum| <= 128 * rows).
       if ((g + 1) % 64 == 0 || g + 1 == k / kr) {
@@ -68,6 +81,7 @@ void pack_b_block(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width,
       _mm_storeu_si128(at, _mm_add_epi32(_mm_loadu_si128(at), s32[q]));
     }
   }
+  if (stream) _mm_sfence();  // the streamed stores before any later read, by any thread
   alignas(16) uint8_t mins[16], maxs[16];
   _mm_store_si128(reinterpret_cast<__m128i*>(mins), umin);
   _mm_store_si128(reinterpret_cast<__m128i*>(maxs), umax);
