@@ -402,7 +402,8 @@ namespace {
 
 // A plain B (gemm_plain_b): each task owns kPlainNc columns and walks them
 // kPlainKc rows at a time, panel by panel: it packs one panel of the block
-// into its own scratch (L1-sized) and at once runs every row of A on it, so
+// (or a few narrow ones: plain_b_panels_together) into its own scratch
+// (L1-sized) and at once runs every row of A on it, so
 // that the memory-bound packing and the compute-bound tiles overlap and B is
 // never written to memory whole. Neighbouring panels read the rest of the
 // source's cache lines while they are still cached (a strip of 64 columns
@@ -421,7 +422,7 @@ constexpr size_t kPlainManyRows = 256;
 constexpr size_t kPlainMaxPartials = size_t(1) << 20;  // a slot's int32 partials (outputs other than int32)
 
 struct PlainBScratch {
-  int8_t* b_panel;    // one panel of one K block: [kc][nr]
+  int8_t* b_panels;   // the panels packed together (plain_b_panels_together), of one K block: [kc][nr] each
   int32_t* colsum;    // [nc] column sums of stored values, over the K blocks so far
   int32_t* col_term;  // [nc] za * colsum - bias, for the last K block
   int32_t* partials;  // [rows][nc] int32 sums across K blocks, when C cannot hold them (else null)
@@ -445,15 +446,22 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const WholeA& w
     const ByteMatrix rows_k{bm.data + static_cast<ptrdiff_t>(k0) * bm.row_stride, kc, N, bm.row_stride,
                             bm.col_stride, bm.is_u8};
     const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
+    const size_t together = plain_b_panels_together(*kern.packers, nr), panel_bytes = kc_padded * nr;
     for (size_t q = 0; q < panels; ++q) {
-      // Pack the panel, then run every row on it at once: the memory-bound
-      // packing and the compute-bound tiles overlap, and the panel is in L1.
+      // Pack the panel (with the next ones, `together`), then run every row
+      // on it at once: the memory-bound packing and the compute-bound tiles
+      // overlap, and the panel is in L1.
       const size_t j0 = n0 + q * nr;
       const int n = static_cast<int>(std::min(nr, N - j0));
-      int8_t* b_panel = s.b_panel;
-      int max_abs = 0;  // unused: this path runs kernels with no range proof
-      pack_b_panel_rows(rows_k, j0, 0, kc, static_cast<int>(nr), static_cast<int>(kr), packers, b_panel,
-                        s.colsum + q * nr, &max_abs);
+      if (q % together == 0) {
+        const size_t count = std::min(together, panels - q);
+        const ByteMatrix from_j0{rows_k.data + static_cast<ptrdiff_t>(j0) * rows_k.col_stride, kc,
+                                 std::min(count * nr, N - j0), rows_k.row_stride, rows_k.col_stride, rows_k.is_u8};
+        int max_abs = 0;  // unused: this path runs kernels with no range proof
+        pack_b_panels_rows(from_j0, 0, count, 0, kc, static_cast<int>(nr), static_cast<int>(kr), packers,
+                           /*stream=*/false, s.b_panels, panel_bytes, s.colsum + q * nr, &max_abs);
+      }
+      const int8_t* b_panel = s.b_panels + q % together * panel_bytes;
       if (final)
         for (size_t j = q * nr; j < std::min(ncols, q * nr + nr); ++j)
           s.col_term[j] = wrap_sub(wrap_mul(plan.za_stored, s.colsum[j]), plan.out.bias ? plan.out.bias[n0 + j] : 0);
@@ -542,12 +550,13 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   set_zero_points(plan, za, zb, zb_per_column, shape.panels * nr);
   // Scratch, all allocated here (a failed allocation raises in the caller):
   // A whole (unless read in place) with its row sums and terms, then per
-  // slot one panel of B, the task's column sums and terms, and its int32
-  // partials if needed.
+  // slot the panels of B packed together, the task's column sums and terms,
+  // and its int32 partials if needed.
   const size_t slots = parallel ? std::min(threads, tasks) : 1;
   const size_t a_bytes = WholeA::readable_in_place(plan) ? 0 : round_up(a_total, 64);
   const size_t sums_bytes = round_up(row_tiles * mr * sizeof(int32_t), 64);
-  const size_t block_bytes = round_up(kc * nr, 64), cols_bytes = round_up(nc * sizeof(int32_t), 64);
+  const size_t block_bytes = round_up(kc * nr * plain_b_panels_together(*kern.packers, nr), 64);
+  const size_t cols_bytes = round_up(nc * sizeof(int32_t), 64);
   const size_t partial_bytes = partials ? round_up(row_tiles * mr * nc * sizeof(int32_t), 64) : 0;
   const size_t slot_bytes = block_bytes + 2 * cols_bytes + partial_bytes;
   const ScratchBuffer scratch(a_bytes + 2 * sums_bytes + slots * slot_bytes);

@@ -181,6 +181,7 @@ const Packers& avx2_packers() {
   static const Packers p = [] {
     Packers t = baseline_packers();
     t.b_block = b_block;
+    t.b_block_columns = 32;
     t.a_four_rows_int16_pairs = a_four_rows_int16_pairs;
     return t;
   }();

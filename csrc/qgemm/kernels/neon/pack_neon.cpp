@@ -111,7 +111,7 @@ int max_byte(const uint8_t* row, size_t n, uint8_t flip) {
 
 // No range-proven kernel on AArch64: B never changes from pairs to quads.
 const Packers& baseline_packers() {
-  static const Packers p = {pack_b_block, a_four_rows_c4, nullptr, max_byte, nullptr};
+  static const Packers p = {pack_b_block, 16, a_four_rows_c4, nullptr, max_byte, nullptr};
   return p;
 }
 

@@ -142,7 +142,7 @@ int max_byte(const uint8_t* row, size_t n, uint8_t flip) {
 }  // namespace
 
 const Packers& baseline_packers() {
-  static const Packers p = {pack_b_block, a_four_rows_c4, pairs_to_quads, max_byte, nullptr};
+  static const Packers p = {pack_b_block, 16, a_four_rows_c4, pairs_to_quads, max_byte, nullptr};
   return p;
 }
 
