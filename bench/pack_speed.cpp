@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   std::vector<Table> tables = {{"baseline", &baseline_packers()}};
 #if defined(QGEMM_HAVE_AVX2)
   if (cpu_features().avx2) tables.push_back({"avx2", &avx2_packers()});
+  if (cpu_features().avx512_vnni) tables.push_back({"avx512", &avx512_packers()});
 #endif
   // As pack_b walks B: a pass of rows across every panel, then the next
   // rows; streamed as pack_b streams a large weight, and with plain stores

@@ -118,10 +118,13 @@ struct Packers {
 // packed bytes are the same with every table): this build's baseline ISA's
 // (SSE2 on x86-64, NEON on AArch64, none elsewhere), which every CPU of the
 // architecture runs, and on x86-64 the baseline's with B's on AVX2
-// (kernels/avx2/pack_avx2.cpp), for the kernels of AVX2 CPUs.
+// (kernels/avx2/pack_avx2.cpp), for the kernels of AVX2 CPUs, and AVX2's
+// with B's on AVX-512 (kernels/avx512_vnni/pack_avx512_vnni.cpp), for the
+// AVX-512 VNNI kernel.
 const Packers& baseline_packers();
 #if defined(QGEMM_HAVE_AVX2)
 const Packers& avx2_packers();
+const Packers& avx512_packers();
 #endif
 
 // How a kernel stores A in its packed blocks (the layout above; B is int8

@@ -654,18 +654,31 @@ static void test_packers() {
   std::vector<std::pair<const char*, const Packers*>> tables = {{"baseline", &baseline_packers()}};
 #if defined(QGEMM_HAVE_AVX2)
   if (cpu_features().avx2) tables.push_back({"avx2", &avx2_packers()});
+  if (cpu_features().avx512_vnni) tables.push_back({"avx512", &avx512_packers()});
 #endif
   const Packers portable{};
-  for (int t = 0; t < 300; ++t) {
+  for (int t = 0; t < 500; ++t) {
     const int nr = std::array<int, 4>{8, 16, 16, 32}[static_cast<size_t>(rand_int(0, 3))], kr = rand_int(0, 1) ? 4 : 2;
     const size_t k = static_cast<size_t>(rand_int(0, t % 4 == 0 ? 1200 : 300)), n = static_cast<size_t>(rand_int(1, 160));
     // 16 or 64 rows per call (as pack_b and the GEMM's tasks), or all of them
     // (int16 sums widened on the way).
     const size_t chunk = std::array<size_t, 3>{16, 64, std::max<size_t>(k, 1)}[static_cast<size_t>(rand_int(0, 2))];
     const size_t ld = n + static_cast<size_t>(rand_int(0, 1) * 9);
-    const bool u8 = rand_int(0, 1), extremes = rand_int(0, 3) == 0;
+    const bool u8 = rand_int(0, 1);
+    // Values: the extremes; small ones with one larger planted anywhere (max|B|
+    // must find it, whichever row of its group it is in: half the cases); or any.
+    const int values = std::array<int, 4>{0, 1, 1, 2}[static_cast<size_t>(rand_int(0, 3))];
+    const uint8_t flip = u8 ? 0x80 : 0;  // raw byte = stored value ^ flip
     std::vector<uint8_t> b(k * ld);
-    for (auto& x : b) x = extremes ? (u8 ? (rand_int(0, 1) ? 0 : 255) : 0x80) : static_cast<uint8_t>(rand_int(0, 255));
+    for (auto& x : b)
+      x = values == 0 ? (u8 ? (rand_int(0, 1) ? 0 : 255) : 0x80)
+          : values == 1 ? static_cast<uint8_t>(static_cast<uint8_t>(rand_int(-20, 20)) ^ flip)
+                        : static_cast<uint8_t>(rand_int(0, 255));
+    if (values == 1 && k > 0) {
+      const int big = rand_int(21, 128);
+      b[static_cast<size_t>(rand_int(0, static_cast<int>(k) - 1)) * ld + static_cast<size_t>(rand_int(0, static_cast<int>(n) - 1))] =
+          static_cast<uint8_t>(static_cast<uint8_t>(rand_int(0, 1) ? big : -big) ^ flip);
+    }
     const ByteMatrix bm{b.data(), k, n, static_cast<ptrdiff_t>(ld), 1, u8};
     const size_t k_padded = (k + kr - 1) / kr * kr, panels = (n + nr - 1) / nr;
     // Panels [p_begin, p_end) in one call per row block, or each alone.

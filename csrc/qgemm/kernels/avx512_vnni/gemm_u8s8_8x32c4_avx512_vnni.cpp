@@ -25,7 +25,7 @@ struct Avx512Vnni : U8S8DotTraits<VectorAvx512Vnni, 8> {
 }  // namespace
 
 const GemmKernel& avx512_vnni_gemm_kernel() {
-  static const GemmKernel k = dot_kernel_record<Avx512Vnni>("gemm_u8s8_8x32c4_avx512_vnni", avx2_packers());
+  static const GemmKernel k = dot_kernel_record<Avx512Vnni>("gemm_u8s8_8x32c4_avx512_vnni", avx512_packers());
   return k;
 }
 
