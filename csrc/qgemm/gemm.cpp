@@ -446,7 +446,7 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const WholeA& w
     const ByteMatrix rows_k{bm.data + static_cast<ptrdiff_t>(k0) * bm.row_stride, kc, N, bm.row_stride,
                             bm.col_stride, bm.is_u8};
     const int flags = (k0 > 0 ? kGemmAccumulate : 0) | (final ? kGemmFinal : 0);
-    const size_t together = plain_b_panels_together(*kern.packers, nr), panel_bytes = kc_padded * nr;
+    const size_t together = plain_b_panels_together(packers, nr), panel_bytes = kc_padded * nr;
     for (size_t q = 0; q < panels; ++q) {
       // Pack the panel (with the next ones, `together`), then run every row
       // on it at once: the memory-bound packing and the compute-bound tiles
