@@ -176,8 +176,9 @@ class WholeA {
     for (size_t c = 0; c < chunks_; ++c)
       while (state_[c].load(std::memory_order_acquire) != 2) std::this_thread::yield();
   }
-  // The kernel's tile on row tile t (rows t * mr ..) of the K block that
-  // starts at row k0 of B, over k_groups groups of it.
+  // The kernel on m rows from row tile t (rows t * mr ..; m > mr: the tiles
+  // after it too) of the K block that starts at row k0 of B, over k_groups
+  // groups of it.
   void tile(size_t k0, size_t t, size_t k_groups, const int8_t* b, void* c, size_t ldc, int m, int n, int flags,
             const EpilogueParams* ep) const {
     const GemmKernel& kern = plan_.kern;
@@ -244,13 +245,11 @@ void run_block(const Plan& plan, const BlockScratch& s, size_t r0, size_t r1, si
 
   for (size_t m0 = r0; m0 < r1; m0 += mc_max) {
     const size_t mc = std::min(mc_max, r1 - m0);
-    const size_t tiles = (mc + mr - 1) / mr;
     if (!whole) std::fill(s.rowsum, s.rowsum + mc_max, 0);
     // One pass at least: with K == 0 the epilogue still runs, on empty sums.
     for (size_t k0 = 0;;) {
       const size_t kc = std::min(kc_max, K - k0);
       const size_t kc_padded = (kc + kern.kr - 1) / kern.kr * kern.kr;
-      const size_t tile_bytes = kc_padded * mr * packed_a_bytes(kern.packed_a);
       const bool final = k0 + kc == K;
       if (!whole) {
         pack_a_block(plan, m0, mc, k0, kc, s.a_pack, s.rowsum);
@@ -266,20 +265,15 @@ void run_block(const Plan& plan, const BlockScratch& s, size_t r0, size_t r1, si
         ep.col_zb = at_or_null(plan.col_zb, p * nr);
         ep.col_sum = plan.za_rows.empty() ? nullptr : plan.b.colsum.data() + p * nr;
         ep.out = plan.cols.at(plan.out, m0, p * nr);
-        const float* row_scale = ep.out.row_scale;
-        for (size_t t = 0; t < tiles; ++t) {
-          const int m = static_cast<int>(std::min(mr, mc - t * mr));
-          ep.row_term = rt + t * mr;
-          ep.row_za = at_or_null(plan.za_rows, m0 + t * mr);
-          ep.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
-          uint8_t* c_tile = static_cast<uint8_t*>(plan.out.data) +
-                            ((m0 + t * mr) * plan.out.ldc + p * nr) * plan.out_bytes;
-          if (whole)
-            whole->tile(k0, m0 / mr + t, kc_padded / kern.kr, b_slice, c_tile, plan.out.ldc, m, n, flags, &ep);
-          else
-            kern.micro(kc_padded / kern.kr, s.a_pack + t * tile_bytes, b_slice, c_tile, plan.out.ldc, m, n, flags,
-                       &ep);
-        }
+        ep.row_term = rt;
+        ep.row_za = at_or_null(plan.za_rows, m0);
+        // Every row tile of the block in one call (GemmMicroFn: m > mr).
+        uint8_t* c_block = static_cast<uint8_t*>(plan.out.data) + (m0 * plan.out.ldc + p * nr) * plan.out_bytes;
+        const int m = static_cast<int>(mc);
+        if (whole)
+          whole->tile(k0, m0 / mr, kc_padded / kern.kr, b_slice, c_block, plan.out.ldc, m, n, flags, &ep);
+        else
+          kern.micro(kc_padded / kern.kr, s.a_pack, b_slice, c_block, plan.out.ldc, m, n, flags, &ep);
       }
       if (final) break;
       k0 += kc;
@@ -470,34 +464,24 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const WholeA& w
       ep.col_zb = at_or_null(plan.col_zb, j0);
       ep.col_sum = plan.za_rows.empty() ? nullptr : s.colsum + q * nr;
       ep.out = plan.cols.at(plan.out, 0, j0);
-      const float* row_scale = ep.out.row_scale;
+      ep.row_term = whole.row_term();
+      ep.row_za = at_or_null(plan.za_rows, 0);
+      ep.prefetch = NextSourceLines(rows_k, n0, ncols, q, row_tiles, nr, kc_padded / kr).for_panel();
+      // Every row on the panel in one call (GemmMicroFn: m > mr).
+      uint8_t* c = static_cast<uint8_t*>(plan.out.data) + j0 * plan.out_bytes;
+      if (!s.partials) {
+        whole.tile(k0, 0, kc_padded / kr, b_panel, c, plan.out.ldc, static_cast<int>(rows), n, flags, &ep);
+        continue;
+      }
       // With partials, the last block finishes the int32 sums in them, and the
       // output stage alone (GemmKernel::epilogue) then writes C.
       EpilogueParams stage{};
-      if (s.partials) {
-        ep.out.kind = OutputKind::int32;
-        stage.col_term = no_term;
-        stage.out = plan.cols.at(plan.out, 0, j0);
-      }
-      const NextSourceLines next_lines(rows_k, n0, ncols, q, row_tiles, nr, kc_padded / kr);
-      for (size_t t = 0; t < row_tiles; ++t) {
-        ep.prefetch = next_lines.for_tile(t);
-        const int m = static_cast<int>(std::min(mr, rows - t * mr));
-        ep.row_term = whole.row_term() + t * mr;
-        ep.row_za = at_or_null(plan.za_rows, t * mr);
-        ep.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
-        uint8_t* c = static_cast<uint8_t*>(plan.out.data) + (t * mr * plan.out.ldc + j0) * plan.out_bytes;
-        if (!s.partials) {
-          whole.tile(k0, t, kc_padded / kr, b_panel, c, plan.out.ldc, m, n, flags, &ep);
-          continue;
-        }
-        int32_t* acc = s.partials + t * mr * nc + q * nr;
-        whole.tile(k0, t, kc_padded / kr, b_panel, acc, nc, m, n, flags, &ep);
-        if (final) {
-          stage.out.row_scale = row_scale ? row_scale + t * mr : nullptr;
-          kern.epilogue(acc, nc, c, plan.out.ldc, m, n, &stage);
-        }
-      }
+      stage.col_term = no_term;
+      stage.out = ep.out;
+      ep.out.kind = OutputKind::int32;
+      int32_t* acc = s.partials + q * nr;
+      whole.tile(k0, 0, kc_padded / kr, b_panel, acc, nc, static_cast<int>(rows), n, flags, &ep);
+      if (final) kern.epilogue(acc, nc, c, plan.out.ldc, static_cast<int>(rows), n, &stage);
     }
     if (final) break;
     k0 += kc;

@@ -64,11 +64,16 @@ enum GemmFlags : int {
 //   B: [k / kr][nr][kr] int8 for one panel of nr columns, zero padded.
 // The kernel computes an m x n corner (m <= mr, n <= nr) of the tile and
 // writes it to c (elements of the output kind's type, rows ldc elements apart).
+// m > mr runs the row tiles of m rows one after the other on the same B (one
+// call per panel): A's packed tiles follow each other, C's rows go on, ep's
+// per-row arrays hold m values, and each tile takes up to per_group *
+// k_groups of the prefetch rows, in order.
 using GemmMicroFn = void (*)(size_t k_groups, const void* a, const int8_t* b, void* c,
                              size_t ldc, int m, int n, int flags, const EpilogueParams* ep);
 
 // The same tile reading A where it is: uint8 rows (m of them, lda bytes
-// apart), K groups of 4 bytes read in place (k_groups * 4 bytes of each row).
+// apart, m > mr as above), K groups of 4 bytes read in place (k_groups * 4
+// bytes of each row).
 // Only for kernels that store A as uint8 in groups of 4 (GemmKernel::
 // micro_in_place), whose packing of a uint8 A is a pure reorder.
 using GemmMicroInPlaceFn = void (*)(size_t k_groups, const uint8_t* a, ptrdiff_t lda, const int8_t* b, void* c,

@@ -752,9 +752,9 @@ static void test_a_packers(const GemmKernel& kern) {
 // The plain-B prefetch hint: every line it names lies in the task's columns
 // of the K block (an empty share names no address at all), and the calls on
 // the panels that share a source line name each row of the next line once
-// (its last byte, or the task's last column), within their K loops
-// (per_group * k_groups covers a call's rows). Any task width: a last task
-// has N - n0 columns.
+// (its last byte, or the task's last column), within the K loops of their
+// row tiles (each tile takes per_group * k_groups rows, in order: the
+// GemmMicroFn contract). Any task width: a last task has N - n0 columns.
 static void test_next_source_lines() {
   for (int t = 0; t < 300; ++t) {
     const size_t nr = rand_int(0, 2) == 0 ? 8 : (rand_int(0, 1) ? 16 : 32);
@@ -773,16 +773,14 @@ static void test_next_source_lines() {
       const size_t col = n0 + std::min(first * nr + 128, ncols) - 1;
       for (size_t q = first; q < std::min(panels, first + per_line); ++q) {
         const NextSourceLines lines(rows_k, n0, ncols, q, row_tiles, nr, k_groups);
-        for (size_t tile = 0; tile < row_tiles; ++tile) {
-          const PrefetchRows p = lines.for_tile(tile);
-          inside = inside && (p.rows > 0 || p.first == nullptr);
-          in_time = in_time && static_cast<size_t>(p.per_group) * k_groups >= p.rows;
-          for (uint32_t r = 0; r < p.rows; ++r) {
-            const ptrdiff_t at = p.first + static_cast<ptrdiff_t>(r) * p.stride - data;
-            const size_t row = static_cast<size_t>(at) / stride, c = static_cast<size_t>(at) % stride;
-            inside = inside && at >= 0 && row < kc && c >= n0 && c < n0 + ncols;
-            if (row < kc && c == col) ++seen[row];
-          }
+        const PrefetchRows p = lines.for_panel();
+        inside = inside && (p.rows > 0 || p.first == nullptr);
+        in_time = in_time && static_cast<size_t>(p.per_group) * k_groups * row_tiles >= p.rows;
+        for (uint32_t r = 0; r < p.rows; ++r) {
+          const ptrdiff_t at = p.first + static_cast<ptrdiff_t>(r) * p.stride - data;
+          const size_t row = static_cast<size_t>(at) / stride, c = static_cast<size_t>(at) % stride;
+          inside = inside && at >= 0 && row < kc && c >= n0 && c < n0 + ncols;
+          if (row < kc && c == col) ++seen[row];
         }
       }
       for (size_t r = 0; r < kc; ++r) covered = covered && seen[r] == (has_next ? 1 : 0);

@@ -1,7 +1,8 @@
 // Every registered GEMM microkernel (each ISA's, and its range-proven
 // variant), called directly with its epilogue, against the scalar reference
 // output stage (output_stage_scalar.h) on the same accumulators: every live
-// row count m = 1..mr, every column count n = 1..nr, K at the edges of a
+// row count m = 1..mr and calls of several row tiles (m > mr, the last one
+// full or partial), every column count n = 1..nr, K at the edges of a
 // group, one K block or a first block plus a last one that accumulates, and
 // every output kind, per-row parameters included; on packed A and, for the
 // kernels that can, on a uint8 A read in place. Fails if a kernel never ran.
@@ -48,23 +49,28 @@ struct Case {
   bool per_row;  // row_za (and row_scale for the float kinds)
 };
 
-// One call (or two, split_k) of k.micro on an m x n corner of its tile.
+// One call (or two, split_k) of k.micro on an m x n corner of its tile (or
+// of its row tiles, m > mr).
 bool run_case(const GemmKernel& k, const Case& t, bool proven_range) {
-  const int mr = k.mr, nr = k.nr, kr = k.kr;
+  const int nr = k.nr, kr = k.kr;
+  const int mr = (t.m + k.mr - 1) / k.mr * k.mr;  // rows of the tiles the call covers
   const bool a_u8 = rand_int(0, 1), b_u8 = rand_int(0, 1);
   // The range-proven kernel's precondition: 2 * max(stored A) * max|stored B| <= 32767.
   std::vector<uint8_t> a(static_cast<size_t>(mr) * t.k), b(t.k * nr);
   for (auto& v : a) v = static_cast<uint8_t>(proven_range ? (rand_int(0, 127) ^ (a_u8 ? 0 : 0x80)) : rand_int(0, 255));
   for (auto& v : b) v = static_cast<uint8_t>(rand_int(0, 255));
   const PackedB pb = pack_b({b.data(), t.k, static_cast<size_t>(nr), nr, 1, b_u8}, k);
-  // A packed as the driver does, for K blocks [0, k1) and [k1, k).
+  // A packed as the driver does, tile after tile, for K blocks [0, k1) and [k1, k).
   const size_t k1 = t.split_k ? (t.k / kr / 2) * kr : t.k;
-  const uint8_t* rows[64];
+  std::vector<const uint8_t*> rows(mr);
   for (int i = 0; i < mr; ++i) rows[i] = a.data() + i * t.k;
   std::vector<int32_t> rowsum(mr, 0);
   auto pack = [&](size_t k0, size_t kc) {
-    std::vector<int64_t> buf(((kc + kr - 1) / kr * kr * mr * packed_a_bytes(k.packed_a)) / 8 + 1);
-    pack_a(rows, t.m, 1, a_u8, k0, kc, k, buf.data(), rowsum.data());
+    const size_t tile_bytes = (kc + kr - 1) / kr * kr * k.mr * packed_a_bytes(k.packed_a);
+    std::vector<int64_t> buf((tile_bytes * (mr / k.mr)) / 8 + 1);
+    for (int i0 = 0; i0 < t.m; i0 += k.mr)
+      pack_a(rows.data() + i0, std::min(k.mr, t.m - i0), 1, a_u8, k0, kc, k,
+             reinterpret_cast<uint8_t*>(buf.data()) + i0 / k.mr * tile_bytes, rowsum.data() + i0);
     return buf;
   };
   // Epilogue parameters: any values (the reference reads the same ones).
@@ -85,6 +91,7 @@ bool run_case(const GemmKernel& k, const Case& t, bool proven_range) {
     row_scale[i] = std::ldexp(1.0f + rand_int(0, 999) / 1000.0f, rand_int(-3, 3));
   }
   EpilogueParams ep{};
+  ep.prefetch = {b.data(), nr, static_cast<uint32_t>(t.k), 1};  // a hint only: no effect on C
   ep.col_term = col_term.data();
   ep.col_zb = rand_int(0, 1) ? col_zb.data() : nullptr;
   ep.row_term = row_term.data();
@@ -151,7 +158,10 @@ bool run_case(const GemmKernel& k, const Case& t, bool proven_range) {
 
 void test_kernel(const GemmKernel& k, bool proven_range) {
   int calls = 0, failed = 0;
-  for (int m = 1; m <= k.mr; ++m)
+  std::vector<int> row_counts;
+  for (int m = 1; m <= k.mr; ++m) row_counts.push_back(m);
+  for (int m : {k.mr + 1, 2 * k.mr, 3 * k.mr - 1}) row_counts.push_back(m);
+  for (int m : row_counts)
     for (int n = 1; n <= k.nr; ++n)
       for (size_t kk : {size_t(1), size_t(k.kr - 1), size_t(k.kr), size_t(k.kr + 1), size_t(2 * k.kr + 1),
                         size_t(5 * k.kr + 3), size_t(64)}) {

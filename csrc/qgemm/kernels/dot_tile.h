@@ -182,6 +182,7 @@ QGEMM_INLINE void dot_tile(size_t k_groups, A a, const int8_t* b, void* c, size_
 // packed A and, where K allows it, on A in place.
 template <class K>
 struct DotTile {
+  static constexpr int kAStep = K::kAStep;
   template <int M>
   static void run(size_t k_groups, const typename K::AType* a, const int8_t* b, void* c, size_t ldc, int n,
                   int flags, const EpilogueParams* ep) {

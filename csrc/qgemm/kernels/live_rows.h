@@ -1,8 +1,11 @@
 // Microkernels are compiled once per live row count, so that a partial tile
 // (small M, GEMV) carries no dead rows. This is the one place that turns the
-// run-time count into the compile-time one, and the one GemmMicroFn wrapper.
+// run-time count into the compile-time one, and the one GemmMicroFn wrapper:
+// it also walks a call's row tiles (m > MR, see GemmMicroFn), so that the
+// driver makes one call per panel, not one per tile.
 // Internal linkage: each ISA's translation unit gets its own copy.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -21,15 +24,58 @@ inline void with_live_rows(int m, F&& f) {
   f(std::integral_constant<int, MR>{});
 }
 
+// The EpilogueParams of a call's next row tile: its per-row arrays moved on
+// by MR rows, and the prefetch rows the tile before took (up to per_group
+// per K group, in order) dropped.
+template <int MR>
+inline void next_row_tile(EpilogueParams& ep, size_t k_groups) {
+  if (ep.row_term) ep.row_term += MR;
+  if (ep.row_za) ep.row_za += MR;
+  if (ep.out.row_scale) ep.out.row_scale += MR;
+  const uint32_t taken = static_cast<uint32_t>(std::min<size_t>(ep.prefetch.rows, ep.prefetch.per_group * k_groups));
+  ep.prefetch.first += static_cast<ptrdiff_t>(taken) * ep.prefetch.stride;
+  ep.prefetch.rows -= taken;
+}
+
+// Runs run_tile(rows, ep) on each row tile of an m-row call (full tiles of
+// MR, then the rest, rows as an integral_constant) and advance() after each
+// full one.
+template <int MR, class Run, class Advance>
+inline void each_row_tile(size_t k_groups, int m, const EpilogueParams* ep, Run&& run_tile, Advance&& advance) {
+  if (m > MR) {
+    EpilogueParams tile_ep = *ep;
+    for (; m > MR; m -= MR) {
+      run_tile(std::integral_constant<int, MR>{}, &tile_ep);
+      advance();
+      next_row_tile<MR>(tile_ep, k_groups);
+    }
+    return with_live_rows<MR>(m, [&](auto rows) { run_tile(rows, &tile_ep); });
+  }
+  with_live_rows<MR>(m, [&](auto rows) { run_tile(rows, ep); });
+}
+
+inline size_t output_row_bytes(size_t ldc, const EpilogueParams* ep) {
+  return ldc * output_element_bytes(ep->out.kind);
+}
+
 // The GemmMicroFn of a kernel of MR rows whose tile is
-// Tile::run<M>(k_groups, a, b, c, ldc, n, flags, ep), A stored as AType.
+// Tile::run<M>(k_groups, a, b, c, ldc, n, flags, ep), A stored as AType,
+// Tile::kAStep of them per K group of a tile.
 template <int MR, class AType, class Tile>
 void gemm_live_rows(size_t k_groups, const void* a_packed, const int8_t* b, void* c, size_t ldc, int m, int n,
                     int flags, const EpilogueParams* ep) {
   const AType* a = static_cast<const AType*>(a_packed);
-  with_live_rows<MR>(m, [&](auto rows) {
-    Tile::template run<decltype(rows)::value>(k_groups, a, b, c, ldc, n, flags, ep);
-  });
+  uint8_t* c_row = static_cast<uint8_t*>(c);
+  const size_t c_step = MR * output_row_bytes(ldc, ep);
+  each_row_tile<MR>(
+      k_groups, m, ep,
+      [&](auto rows, const EpilogueParams* tile_ep) {
+        Tile::template run<decltype(rows)::value>(k_groups, a, b, c_row, ldc, n, flags, tile_ep);
+      },
+      [&] {
+        a += k_groups * Tile::kAStep;
+        c_row += c_step;
+      });
 }
 
 // The GemmMicroInPlaceFn of such a kernel whose tile also has
@@ -37,9 +83,17 @@ void gemm_live_rows(size_t k_groups, const void* a_packed, const int8_t* b, void
 template <int MR, class Tile>
 void gemm_live_rows_in_place(size_t k_groups, const uint8_t* a, ptrdiff_t lda, const int8_t* b, void* c, size_t ldc,
                              int m, int n, int flags, const EpilogueParams* ep) {
-  with_live_rows<MR>(m, [&](auto rows) {
-    Tile::template run_in_place<decltype(rows)::value>(k_groups, a, lda, b, c, ldc, n, flags, ep);
-  });
+  uint8_t* c_row = static_cast<uint8_t*>(c);
+  const size_t c_step = MR * output_row_bytes(ldc, ep);
+  each_row_tile<MR>(
+      k_groups, m, ep,
+      [&](auto rows, const EpilogueParams* tile_ep) {
+        Tile::template run_in_place<decltype(rows)::value>(k_groups, a, lda, b, c_row, ldc, n, flags, tile_ep);
+      },
+      [&] {
+        a += MR * lda;
+        c_row += c_step;
+      });
 }
 
 }  // namespace

@@ -35,6 +35,7 @@ QGEMM_INLINE void step(int32x4_t (&acc)[M][4], int16x4_t a4, int8x16_t b0, int8x
 
 // M live rows (1..4): fewer rows, fewer multiplies (small M / GEMV).
 struct Tile {
+  static constexpr int kAStep = kMr * kKr;  // A's int8 values per K group
   template <int M>
   static void run(size_t k_groups, const int8_t* a, const int8_t* b, void* c, size_t ldc, int n, int flags,
                   const EpilogueParams* ep) {

@@ -37,6 +37,7 @@ QGEMM_INLINE void step(int32x4_t (&acc)[M][2], const int8_t* a, const int8_t* b)
 
 // M live rows (1..8): fewer rows, fewer dot products (small M / GEMV).
 struct Tile {
+  static constexpr int kAStep = kMr * kKr;  // A's int8 values per K group
   template <int M>
   static void run(size_t k_groups, const int8_t* a, const int8_t* b, void* c, size_t ldc, int n, int flags,
                   const EpilogueParams* ep) {
