@@ -29,14 +29,15 @@ struct QuantizeKernels {
 
 // ---- GEMM microkernel --------------------------------------------------------
 // Lines for a tile to prefetch while it computes: `rows` addresses `stride`
-// bytes apart from `first`, up to `per_group` of them per K group. A
-// hint the driver gives when the tile's own loads leave the memory idle (B
-// packed inside the call: the source of the next panels); kernels may ignore
-// it, and rows == 0 asks for nothing.
+// bytes apart from `first`, up to `per_group` of them per K group; a call of
+// several row tiles (GemmMicroFn) gives each tile the next `per_tile` of
+// them. A hint the driver gives when the tile's own loads leave the memory
+// idle (B packed inside the call: the source of the next panels); kernels
+// may ignore it, and rows == 0 asks for nothing.
 struct PrefetchRows {
   const uint8_t* first;
   ptrdiff_t stride;
-  uint32_t rows, per_group;
+  uint32_t rows, per_group, per_tile;
 };
 
 // What a kernel's epilogue reads for one tile (output_stage.h has the
@@ -66,8 +67,8 @@ enum GemmFlags : int {
 // writes it to c (elements of the output kind's type, rows ldc elements apart).
 // m > mr runs the row tiles of m rows one after the other on the same B (one
 // call per panel): A's packed tiles follow each other, C's rows go on, ep's
-// per-row arrays hold m values, and each tile takes up to per_group *
-// k_groups of the prefetch rows, in order.
+// per-row arrays hold m values, and each tile takes the next per_tile of the
+// prefetch rows.
 using GemmMicroFn = void (*)(size_t k_groups, const void* a, const int8_t* b, void* c,
                              size_t ldc, int m, int n, int flags, const EpilogueParams* ep);
 

@@ -753,7 +753,7 @@ static void test_a_packers(const GemmKernel& kern) {
 // of the K block (an empty share names no address at all), and the calls on
 // the panels that share a source line name each row of the next line once
 // (its last byte, or the task's last column), within the K loops of their
-// row tiles (each tile takes per_group * k_groups rows, in order: the
+// row tiles (each tile takes per_tile rows, at per_group per K group: the
 // GemmMicroFn contract). Any task width: a last task has N - n0 columns.
 static void test_next_source_lines() {
   for (int t = 0; t < 300; ++t) {
@@ -775,7 +775,8 @@ static void test_next_source_lines() {
         const NextSourceLines lines(rows_k, n0, ncols, q, row_tiles, nr, k_groups);
         const PrefetchRows p = lines.for_panel();
         inside = inside && (p.rows > 0 || p.first == nullptr);
-        in_time = in_time && static_cast<size_t>(p.per_group) * k_groups * row_tiles >= p.rows;
+        in_time = in_time && static_cast<size_t>(p.per_tile) * row_tiles >= p.rows &&
+                  static_cast<size_t>(p.per_group) * k_groups >= p.per_tile;
         for (uint32_t r = 0; r < p.rows; ++r) {
           const ptrdiff_t at = p.first + static_cast<ptrdiff_t>(r) * p.stride - data;
           const size_t row = static_cast<size_t>(at) / stride, c = static_cast<size_t>(at) % stride;

@@ -91,7 +91,7 @@ bool run_case(const GemmKernel& k, const Case& t, bool proven_range) {
     row_scale[i] = std::ldexp(1.0f + rand_int(0, 999) / 1000.0f, rand_int(-3, 3));
   }
   EpilogueParams ep{};
-  ep.prefetch = {b.data(), nr, static_cast<uint32_t>(t.k), 1};  // a hint only: no effect on C
+  ep.prefetch = {b.data(), nr, static_cast<uint32_t>(t.k), 1, 3};  // a hint only: no effect on C
   ep.col_term = col_term.data();
   ep.col_zb = rand_int(0, 1) ? col_zb.data() : nullptr;
   ep.row_term = row_term.data();

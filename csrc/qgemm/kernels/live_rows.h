@@ -24,34 +24,32 @@ inline void with_live_rows(int m, F&& f) {
   f(std::integral_constant<int, MR>{});
 }
 
-// The EpilogueParams of a call's next row tile: its per-row arrays moved on
-// by MR rows, and the prefetch rows the tile before took (up to per_group
-// per K group, in order) dropped.
-template <int MR>
-inline void next_row_tile(EpilogueParams& ep, size_t k_groups) {
-  if (ep.row_term) ep.row_term += MR;
-  if (ep.row_za) ep.row_za += MR;
-  if (ep.out.row_scale) ep.out.row_scale += MR;
-  const uint32_t taken = static_cast<uint32_t>(std::min<size_t>(ep.prefetch.rows, ep.prefetch.per_group * k_groups));
-  ep.prefetch.first += static_cast<ptrdiff_t>(taken) * ep.prefetch.stride;
-  ep.prefetch.rows -= taken;
-}
-
 // Runs run_tile(rows, ep) on each row tile of an m-row call (full tiles of
-// MR, then the rest, rows as an integral_constant) and advance() after each
-// full one.
+// MR, then the rest, rows as an integral_constant) with the tile's
+// EpilogueParams: the per-row arrays from its first row, and its per_tile
+// prefetch rows; advance() after each full tile.
 template <int MR, class Run, class Advance>
-inline void each_row_tile(size_t k_groups, int m, const EpilogueParams* ep, Run&& run_tile, Advance&& advance) {
-  if (m > MR) {
-    EpilogueParams tile_ep = *ep;
-    for (; m > MR; m -= MR) {
-      run_tile(std::integral_constant<int, MR>{}, &tile_ep);
-      advance();
-      next_row_tile<MR>(tile_ep, k_groups);
-    }
-    return with_live_rows<MR>(m, [&](auto rows) { run_tile(rows, &tile_ep); });
+inline void each_row_tile(int m, const EpilogueParams* ep, Run&& run_tile, Advance&& advance) {
+  const PrefetchRows& all = ep->prefetch;
+  if (m <= MR && all.rows <= all.per_tile)  // one tile that takes every row: ep as it is
+    return with_live_rows<MR>(m, [&](auto rows) { run_tile(rows, ep); });
+  EpilogueParams tile_ep = *ep;
+  auto share = [&](size_t tile) {
+    const size_t r0 = std::min<size_t>(all.rows, tile * all.per_tile);
+    tile_ep.prefetch.first = all.first + static_cast<ptrdiff_t>(r0) * all.stride;
+    tile_ep.prefetch.rows = static_cast<uint32_t>(std::min<size_t>(all.rows - r0, all.per_tile));
+  };
+  size_t tile = 0;
+  for (; m > MR; m -= MR, ++tile) {
+    share(tile);
+    run_tile(std::integral_constant<int, MR>{}, &tile_ep);
+    advance();
+    if (tile_ep.row_term) tile_ep.row_term += MR;
+    if (tile_ep.row_za) tile_ep.row_za += MR;
+    if (tile_ep.out.row_scale) tile_ep.out.row_scale += MR;
   }
-  with_live_rows<MR>(m, [&](auto rows) { run_tile(rows, ep); });
+  share(tile);
+  with_live_rows<MR>(m, [&](auto rows) { run_tile(rows, &tile_ep); });
 }
 
 inline size_t output_row_bytes(size_t ldc, const EpilogueParams* ep) {
@@ -68,7 +66,7 @@ void gemm_live_rows(size_t k_groups, const void* a_packed, const int8_t* b, void
   uint8_t* c_row = static_cast<uint8_t*>(c);
   const size_t c_step = MR * output_row_bytes(ldc, ep);
   each_row_tile<MR>(
-      k_groups, m, ep,
+      m, ep,
       [&](auto rows, const EpilogueParams* tile_ep) {
         Tile::template run<decltype(rows)::value>(k_groups, a, b, c_row, ldc, n, flags, tile_ep);
       },
@@ -86,7 +84,7 @@ void gemm_live_rows_in_place(size_t k_groups, const uint8_t* a, ptrdiff_t lda, c
   uint8_t* c_row = static_cast<uint8_t*>(c);
   const size_t c_step = MR * output_row_bytes(ldc, ep);
   each_row_tile<MR>(
-      k_groups, m, ep,
+      m, ep,
       [&](auto rows, const EpilogueParams* tile_ep) {
         Tile::template run_in_place<decltype(rows)::value>(k_groups, a, lda, b, c_row, ldc, n, flags, tile_ep);
       },
