@@ -280,8 +280,11 @@ def matmul(a: Any, b: Union[Any, PackedMatrix], a_zero_point: ZeroPoint = 0,
             za_all = rb.per_row(za_rows)
             c = _out.buffer(out, rb.shape(), np.dtype(np.int32), rb.a, rb.b, za_all)
             if rb.rows and rb.n:
-                _qgemm.gemm(rb.a, za, rb.b, rb.column_zero_points(b_zero_point), c.reshape(rb.rows, rb.n),
-                            za_rows=za_all)
+                zb = rb.column_zero_points(b_zero_point)
+                if za_all is None:  # the short call: attention's heads are small, argument conversion counts
+                    _qgemm.matmul(rb.a, za, rb.b, zb, c.reshape(rb.rows, rb.n))
+                else:
+                    _qgemm.gemm(rb.a, 0, rb.b, zb, c.reshape(rb.rows, rb.n), za_rows=za_all)
             return _out.result(out, c)
     bop, zb, (k, n) = b_operand(b[:, None] if b_vector else b, b_zero_point)
 
