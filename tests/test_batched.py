@@ -73,6 +73,22 @@ def test_batched_equals_item_by_item_calls(rng):
             np.testing.assert_array_equal(y[i], yi)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3, 5, 8])
+def test_batched_items_split_over_any_thread_count(rng, threads):
+    # Items go to the threads in contiguous ranges, and a thread that is done
+    # takes what is left of the others': every item exactly once, whatever
+    # the count of items and threads (more threads than cores: ranges are stolen).
+    old = qgemm.get_num_threads()
+    try:
+        qgemm.set_num_threads(threads)
+        for items in (threads, threads + 1, 3 * threads + 2, 23):
+            a = rand_q(rng, (items, 9, 20), np.uint8)
+            b = rand_q(rng, (items, 20, 13), np.int8)
+            np.testing.assert_array_equal(qgemm.matmul(a, b, 5, -2), exact_matmul(a, b, 5, -2))
+    finally:
+        qgemm.set_num_threads(old)
+
+
 def test_batched_qlinear_matmul_per_row_activation_parameters(rng):
     a = rand_q(rng, (3, 10, 32), np.uint8)
     b = rand_q(rng, (3, 32, 16), np.int8)
