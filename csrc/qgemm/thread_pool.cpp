@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -230,6 +231,25 @@ void parallel_for(size_t n_tasks, size_t max_threads, const std::function<void(s
 }
 void parallel_for(size_t n_tasks, const std::function<void(size_t)>& fn) {
   Pool::instance().run(n_tasks, kMaxThreads, [&fn](size_t task, size_t) { fn(task); });
+}
+
+void parallel_for_ranges(size_t n_items, size_t max_threads, const std::function<void(size_t, size_t)>& fn) {
+  const size_t parts = std::min({n_items, max_threads, static_cast<size_t>(usable_threads())});
+  if (parts <= 1) {
+    for (size_t i = 0; i < n_items; ++i) fn(i, 0);
+    return;
+  }
+  struct alignas(64) Next {  // a range's next item, on a cache line of its own
+    std::atomic<size_t> item;
+  };
+  const std::unique_ptr<Next[]> next(new Next[parts]);
+  for (size_t r = 0; r < parts; ++r) next[r].item.store(n_items * r / parts, std::memory_order_relaxed);
+  parallel_for(parts, parts, [&](size_t part, size_t slot) {
+    for (size_t k = 0; k < parts; ++k) {  // its own range, then the others'
+      const size_t r = (part + k) % parts, end = n_items * (r + 1) / parts;
+      for (size_t i; (i = next[r].item.fetch_add(1, std::memory_order_relaxed)) < end;) fn(i, slot);
+    }
+  });
 }
 
 }  // namespace qgemm

@@ -35,4 +35,14 @@ void parallel_for(size_t n_tasks, size_t max_threads, const std::function<void(s
 // The same on up to get_num_threads() threads, for tasks that need no slot.
 void parallel_for(size_t n_tasks, const std::function<void(size_t)>& fn);
 
+// Runs fn(item, slot) for item in [0, n_items) on up to max_threads threads
+// (slot as in parallel_for), each thread owning a contiguous range of the
+// items, which it runs in order; a thread done with its range then takes
+// what is left of the others', one item at a time. For items that touch
+// neighbouring data: each thread then works through one block of it, the
+// same one from call to call (its cache keeps it), where items handed out
+// in turn would alternate between threads; and a thread descheduled on a
+// busy machine still delays the call by one item, not by its range.
+void parallel_for_ranges(size_t n_items, size_t max_threads, const std::function<void(size_t, size_t)>& fn);
+
 }  // namespace qgemm
