@@ -547,7 +547,7 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   int32_t* rowsum = reinterpret_cast<int32_t*>(scratch.as<uint8_t>() + a_bytes);
   const WholeA whole(plan, parallel ? std::min(threads, row_tiles) : 1, scratch.as<uint8_t>(), rowsum,
                      reinterpret_cast<int32_t*>(scratch.as<uint8_t>() + a_bytes + sums_bytes));
-  parallel_for(tasks, slots, [&](size_t t, size_t slot) {
+  parallel_for_ranges(tasks, slots, [&](size_t t, size_t slot) {
     uint8_t* base = scratch.as<uint8_t>() + a_bytes + 2 * sums_bytes + slot * slot_bytes;
     const PlainBScratch s{reinterpret_cast<int8_t*>(base), reinterpret_cast<int32_t*>(base + block_bytes),
                           reinterpret_cast<int32_t*>(base + block_bytes + cols_bytes),
