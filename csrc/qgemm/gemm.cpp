@@ -376,7 +376,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
                            reinterpret_cast<int32_t*>(reinterpret_cast<uint8_t*>(rowsum) + rows_bytes)));
     plan.a_whole = whole.get();
   }
-  parallel_for(tasks, slots, [&](size_t t, size_t slot) {
+  parallel_for_ranges(tasks, slots, [&](size_t t, size_t slot) {
     uint8_t* base = whole_data + whole_bytes + slot * slot_bytes;
     const BlockScratch s{base, reinterpret_cast<int32_t*>(base + a_bytes),
                          reinterpret_cast<int32_t*>(base + a_bytes + sums_bytes)};

@@ -2,6 +2,7 @@
 // per-thread slots, thread counts, and scratch buffers.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -72,6 +73,57 @@ static void test_slots(int threads) {
   }
 }
 
+// parallel_for_ranges: every item exactly once, whatever the counts; slots
+// below the limit and never shared; each range's items run in order, by
+// whichever thread (its owner, then the others taking what is left); and a
+// slowed thread's range is taken over by the other.
+static void test_ranges(int threads) {
+  set_num_threads(threads);
+  const std::string tag = " (" + std::to_string(threads) + " threads)";
+  for (size_t items : {size_t(0), size_t(1), size_t(2), size_t(7), size_t(64), size_t(1001)})
+    for (size_t max_threads : {size_t(1), size_t(2), size_t(3), size_t(16)}) {
+      const size_t parts = std::max<size_t>(1, std::min({items, max_threads, size_t(threads)}));
+      std::vector<std::atomic<int>> hit(items), busy(max_threads);
+      std::vector<std::vector<size_t>> ran(max_threads);  // per slot, in the order run
+      std::atomic<bool> ok{true};
+      parallel_for_ranges(items, max_threads, [&](size_t i, size_t slot) {
+        if (slot >= max_threads || busy[slot].fetch_add(1) != 0) {
+          ok = false;
+          return;
+        }
+        hit[i].fetch_add(1);
+        ran[slot].push_back(i);
+        busy[slot].fetch_sub(1);
+      });
+      const bool once = std::all_of(hit.begin(), hit.end(), [](const std::atomic<int>& h) { return h.load() == 1; });
+      auto range_of = [&](size_t i) {  // range r is [items * r / parts, items * (r + 1) / parts)
+        size_t r = 0;
+        while (items * (r + 1) / parts <= i) ++r;
+        return r;
+      };
+      bool in_order = true;  // within a slot, the items of one range rise
+      for (const auto& r : ran)
+        for (size_t j = 0; j < r.size(); ++j)
+          for (size_t k = j + 1; k < r.size(); ++k)
+            if (range_of(r[j]) == range_of(r[k]) && r[k] < r[j]) in_order = false;
+      check(ok.load() && once && in_order, "parallel_for_ranges: " + std::to_string(items) + " items on up to " +
+                                               std::to_string(max_threads) + " threads, each once, in order" + tag);
+    }
+  if (threads > 1) {
+    std::atomic<size_t> slow_slot{99};
+    std::vector<std::atomic<size_t>> first_range(2);  // per slot: items of range 0 run
+    parallel_for_ranges(400, 2, [&](size_t i, size_t slot) {
+      if (i == 0) {
+        slow_slot = slot;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (i < 200) first_range[slot].fetch_add(1);
+    });
+    check(slow_slot.load() < 2 && first_range[slow_slot.load()].load() < 100,
+          "a slowed thread's range is taken over by the other" + tag);
+  }
+}
+
 // A parallel_for inside a task (the caller's included) runs inline on that
 // thread, all of its tasks, with slot 0.
 static void test_nested(int threads) {
@@ -135,6 +187,7 @@ int main() {
     test_task_failure(threads);
     test_slots(threads);
     test_nested(threads);
+    test_ranges(threads);
   }
   test_thread_count();
   test_scratch();
