@@ -42,7 +42,7 @@ def test_failed_allocation_in_threaded_call_raises_memory_error(call):
     r = run_python(LIMIT_MEMORY + f"""
     import numpy as np, qgemm
     qgemm.set_num_threads(2)
-    K = 4_000_000
+    K = 4_000_001  # not a multiple of 4: A is packed (not read in place), the allocation that fails
     a = np.ones((48, K), np.int8)
     x = np.ones((8, K), np.float32)
     p = qgemm.pack(np.ones((K, 1), np.int8))

@@ -145,10 +145,10 @@ void row_terms(const Plan& plan, const int32_t* rowsum, size_t m0, size_t mc, in
 // region, not two: on a busy machine a second thread woken twice per call
 // joined too late for small calls.
 //
-// Where the kernel can read A in place (GemmKernel::micro_in_place: a uint8
-// A of unit column stride, K a multiple of kr, rows equally spaced) and no
-// zero point of B needs A's row sums, nothing is packed at all, whatever
-// the split.
+// Where the kernel can read A in place (GemmKernel::micro_in_place: A of
+// unit column stride, int8 flipped as it is read, K a multiple of kr, rows
+// equally spaced) and no zero point of B needs A's row sums, nothing is
+// packed at all, whatever the split.
 class WholeA {
  public:
   // Bytes of A packed whole; rowsum and row_term need rows_padded int32 each.
@@ -185,7 +185,7 @@ class WholeA {
     if (in_place_) {
       const AOperand& a = plan_.a;
       kern.micro_in_place(k_groups, a.data + static_cast<ptrdiff_t>(t * kern.mr) * a.row_stride + k0, a.row_stride,
-                          b, c, ldc, m, n, flags, ep);
+                          !a.is_u8, b, c, ldc, m, n, flags, ep);
     } else {
       const size_t tile_bytes = k_groups * kern.kr * kern.mr * packed_a_bytes(kern.packed_a);
       kern.micro(k_groups, block_data(k0) + t * tile_bytes, b, c, ldc, m, n, flags, ep);
@@ -195,7 +195,7 @@ class WholeA {
   static bool readable_in_place(const Plan& plan) {
     const AOperand& a = plan.a;
     const bool rows_equally_spaced = a.batch == 1 || a.batch_stride == static_cast<ptrdiff_t>(a.m) * a.row_stride;
-    return plan.kern.micro_in_place && a.is_u8 && a.col_stride == 1 && a.k % plan.kern.kr == 0 &&
+    return plan.kern.micro_in_place && a.col_stride == 1 && a.k % plan.kern.kr == 0 &&
            rows_equally_spaced && plan.col_zb.empty();
   }
 

@@ -72,13 +72,13 @@ enum GemmFlags : int {
 using GemmMicroFn = void (*)(size_t k_groups, const void* a, const int8_t* b, void* c,
                              size_t ldc, int m, int n, int flags, const EpilogueParams* ep);
 
-// The same tile reading A where it is: uint8 rows (m of them, lda bytes
+// The same tile reading A where it is: rows of bytes (m of them, lda bytes
 // apart, m > mr as above), K groups of 4 bytes read in place (k_groups * 4
-// bytes of each row).
+// bytes of each row), uint8, or int8 (a_int8) flipped to uint8 as read.
 // Only for kernels that store A as uint8 in groups of 4 (GemmKernel::
-// micro_in_place), whose packing of a uint8 A is a pure reorder.
-using GemmMicroInPlaceFn = void (*)(size_t k_groups, const uint8_t* a, ptrdiff_t lda, const int8_t* b, void* c,
-                                    size_t ldc, int m, int n, int flags, const EpilogueParams* ep);
+// micro_in_place), whose packing of A only reorders (and flips) its bytes.
+using GemmMicroInPlaceFn = void (*)(size_t k_groups, const uint8_t* a, ptrdiff_t lda, bool a_int8, const int8_t* b,
+                                    void* c, size_t ldc, int m, int n, int flags, const EpilogueParams* ep);
 
 // The same epilogue on accumulators from memory (an m x n block, n <= nr,
 // rows lda apart; row_term unused): the standalone requantize.
@@ -155,8 +155,8 @@ struct GemmKernel {
   // driver takes it on inputs whose ranges prove that (choose_kernel, gemm.h).
   const GemmKernel* proven_range = nullptr;
   // The tile on A unpacked (see GemmMicroInPlaceFn), or nullptr. The driver
-  // takes it for a uint8 A of unit column stride and K a multiple of kr when
-  // no zero point of B needs A's row sums: no packing of A at all.
+  // takes it for an A of unit column stride and K a multiple of kr when no
+  // zero point of B needs A's row sums: no packing of A at all.
   GemmMicroInPlaceFn micro_in_place = nullptr;
 };
 

@@ -5,7 +5,8 @@
 // full or partial), every column count n = 1..nr, K at the edges of a
 // group, one K block or a first block plus a last one that accumulates, and
 // every output kind, per-row parameters included; on packed A and, for the
-// kernels that can, on a uint8 A read in place. Fails if a kernel never ran.
+// kernels that can, on A read in place (int8 flipped as it is read). Fails
+// if a kernel never ran.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -138,18 +139,18 @@ bool run_case(const GemmKernel& k, const Case& t, bool proven_range) {
       store_output(static_cast<int32_t>(acc), i, j, want.data(), ldc, kGemmFinal, &ep);
     }
   if (c != want) return false;  // outside the m x n corner, both still hold 0x5A
-  // The same tile reading a uint8 A in place (rows padded: lda > k), where the kernel can.
-  if (k.micro_in_place && a_u8 && t.k % kr == 0) {
+  // The same tile reading A in place (rows padded: lda > k), where the kernel can.
+  if (k.micro_in_place && t.k % kr == 0) {
     const ptrdiff_t lda = static_cast<ptrdiff_t>(t.k) + 5;
     std::vector<uint8_t> held(static_cast<size_t>(t.m) * lda);
     for (int i = 0; i < t.m; ++i) std::memcpy(&held[i * lda], &a[i * t.k], t.k);
     std::vector<uint8_t> c2((mr + 1) * ldc * esize, 0x5A);
     if (t.split_k) {
-      k.micro_in_place(k1 / kr, held.data(), lda, pb.panel(0), c2.data(), ldc, t.m, t.n, 0, &ep);
-      k.micro_in_place((t.k - k1) / kr, held.data() + k1, lda, pb.panel(0) + k1 * nr, c2.data(), ldc, t.m, t.n,
+      k.micro_in_place(k1 / kr, held.data(), lda, !a_u8, pb.panel(0), c2.data(), ldc, t.m, t.n, 0, &ep);
+      k.micro_in_place((t.k - k1) / kr, held.data() + k1, lda, !a_u8, pb.panel(0) + k1 * nr, c2.data(), ldc, t.m, t.n,
                        kGemmAccumulate | kGemmFinal, &ep);
     } else {
-      k.micro_in_place(t.k / kr, held.data(), lda, pb.panel(0), c2.data(), ldc, t.m, t.n, kGemmFinal, &ep);
+      k.micro_in_place(t.k / kr, held.data(), lda, !a_u8, pb.panel(0), c2.data(), ldc, t.m, t.n, kGemmFinal, &ep);
     }
     if (c2 != want) return false;
   }

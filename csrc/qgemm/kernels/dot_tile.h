@@ -75,14 +75,20 @@ struct PackedAReader {
   QGEMM_INLINE typename K::Int row(int g, int i) const { return K::broadcast(a + g * K::kAStep, i); }
   QGEMM_INLINE void advance(int groups) { a += groups * K::kAStep; }
 };
-// In place: uint8 rows lda bytes apart, read where they are (kernels that
-// store A as uint8 in groups of 4, whose packing of a uint8 A only reorders).
-template <class K>
+// In place: rows lda bytes apart, read where they are (kernels that store A
+// as uint8 in groups of 4, whose packing of A only reorders its bytes, and
+// flips int8 ones: kFlip, here as they are read).
+template <class K, bool kFlip>
 struct InPlaceAReader {
   static_assert(K::kPackedA == PackedA::uint8 && K::kKr == 4, "A read in place must be what packing would store");
+  using V = typename K::Vector;
   const uint8_t* a;
   ptrdiff_t lda;
-  QGEMM_INLINE typename K::Int row(int g, int i) const { return K::Vector::dup(a_quad(a + i * lda + 4 * g)); }
+  const typename K::Int flip = V::dup(int32_t(0x80808080u));  // in a register: xor after the broadcast from memory
+  QGEMM_INLINE typename K::Int row(int g, int i) const {
+    const typename K::Int quad = V::dup(a_quad(a + i * lda + 4 * g));
+    return kFlip ? V::bit_xor(quad, flip) : quad;
+  }
   QGEMM_INLINE void advance(int groups) { a += 4 * groups; }
 };
 
@@ -188,10 +194,10 @@ struct DotTile {
                   int flags, const EpilogueParams* ep) {
     dot_tile<K, M>(k_groups, PackedAReader<K>{a}, b, c, ldc, n, flags, ep);
   }
-  template <int M>
+  template <int M, bool kFlip>
   static void run_in_place(size_t k_groups, const uint8_t* a, ptrdiff_t lda, const int8_t* b, void* c, size_t ldc,
                            int n, int flags, const EpilogueParams* ep) {
-    dot_tile<K, M>(k_groups, InPlaceAReader<K>{a, lda}, b, c, ldc, n, flags, ep);
+    dot_tile<K, M>(k_groups, InPlaceAReader<K, kFlip>{a, lda}, b, c, ldc, n, flags, ep);
   }
 };
 

@@ -77,21 +77,30 @@ void gemm_live_rows(size_t k_groups, const void* a_packed, const int8_t* b, void
 }
 
 // The GemmMicroInPlaceFn of such a kernel whose tile also has
-// Tile::run_in_place<M>(k_groups, a, lda, b, c, ldc, n, flags, ep).
+// Tile::run_in_place<M, flip>(k_groups, a, lda, b, c, ldc, n, flags, ep)
+// (flip: int8 bytes, flipped to uint8 as read).
 template <int MR, class Tile>
-void gemm_live_rows_in_place(size_t k_groups, const uint8_t* a, ptrdiff_t lda, const int8_t* b, void* c, size_t ldc,
-                             int m, int n, int flags, const EpilogueParams* ep) {
+void gemm_live_rows_in_place(size_t k_groups, const uint8_t* a, ptrdiff_t lda, bool a_int8, const int8_t* b, void* c,
+                             size_t ldc, int m, int n, int flags, const EpilogueParams* ep) {
   uint8_t* c_row = static_cast<uint8_t*>(c);
   const size_t c_step = MR * output_row_bytes(ldc, ep);
+  auto advance = [&] {
+    a += MR * lda;
+    c_row += c_step;
+  };
+  if (a_int8)
+    return each_row_tile<MR>(
+        m, ep,
+        [&](auto rows, const EpilogueParams* tile_ep) {
+          Tile::template run_in_place<decltype(rows)::value, true>(k_groups, a, lda, b, c_row, ldc, n, flags, tile_ep);
+        },
+        advance);
   each_row_tile<MR>(
       m, ep,
       [&](auto rows, const EpilogueParams* tile_ep) {
-        Tile::template run_in_place<decltype(rows)::value>(k_groups, a, lda, b, c_row, ldc, n, flags, tile_ep);
+        Tile::template run_in_place<decltype(rows)::value, false>(k_groups, a, lda, b, c_row, ldc, n, flags, tile_ep);
       },
-      [&] {
-        a += MR * lda;
-        c_row += c_step;
-      });
+      advance);
 }
 
 }  // namespace

@@ -48,6 +48,7 @@ struct VectorAvx2 {
   static QGEMM_INLINE Int min(Int a, Int b) { return _mm256_min_epi32(a, b); }
   static QGEMM_INLINE Int max(Int a, Int b) { return _mm256_max_epi32(a, b); }
   static QGEMM_INLINE Int bit_and(Int a, Int b) { return _mm256_and_si256(a, b); }
+  static QGEMM_INLINE Int bit_xor(Int a, Int b) { return _mm256_xor_si256(a, b); }
   using Mask = __m256i;  // -1 where true
   static QGEMM_INLINE Mask equal(Int a, Int b) { return _mm256_cmpeq_epi32(a, b); }
   static QGEMM_INLINE Mask greater(Int a, Int b) { return _mm256_cmpgt_epi32(a, b); }

@@ -39,6 +39,7 @@ struct VectorAvx512Vnni {
   static QGEMM_INLINE Int min(Int a, Int b) { return _mm512_min_epi32(a, b); }
   static QGEMM_INLINE Int max(Int a, Int b) { return _mm512_max_epi32(a, b); }
   static QGEMM_INLINE Int bit_and(Int a, Int b) { return _mm512_and_si512(a, b); }
+  static QGEMM_INLINE Int bit_xor(Int a, Int b) { return _mm512_xor_si512(a, b); }
   using Mask = __mmask16;
   static QGEMM_INLINE Mask equal(Int a, Int b) { return _mm512_cmpeq_epi32_mask(a, b); }
   static QGEMM_INLINE Mask greater(Int a, Int b) { return _mm512_cmpgt_epi32_mask(a, b); }
