@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -514,10 +515,14 @@ void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const B
   // second layout on many rows (choose_kernel); a large B read by many rows
   // is packed faster whole (rows read in order, not 4 KiB apart per panel)
   // and then read packed by every row tile; A may be too large to pack
-  // whole, or there are too few column blocks to keep the threads busy.
+  // whole, or there are too few column blocks to keep the threads busy; or
+  // more rows than one kernel call takes (m is an int; only with K = 0,
+  // where A packed whole is empty).
   const bool large_b_many_rows = K * N >= kPlainMaxBBytes && rows >= kPlainManyRows;
+  const bool rows_past_one_call = rows > static_cast<size_t>(std::numeric_limits<int>::max());
   if ((kern.proven_range && rows >= kSingleUseMinRows) || large_b_many_rows || a_total > kWholeAMaxBytes ||
-      (partials && rows * nc * sizeof(int32_t) > kPlainMaxPartials) || (parallel && tasks < threads)) {
+      rows_past_one_call || (partials && rows * nc * sizeof(int32_t) > kPlainMaxPartials) ||
+      (parallel && tasks < threads)) {
     const PackedB packed = pack_b(bm, kern, /*single_use=*/true);
     gemm(kern, a, za, packed, zb, zb_per_column, out);
     return;
