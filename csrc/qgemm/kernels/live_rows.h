@@ -88,19 +88,19 @@ void gemm_live_rows_in_place(size_t k_groups, const uint8_t* a, ptrdiff_t lda, b
     a += MR * lda;
     c_row += c_step;
   };
-  if (a_int8)
-    return each_row_tile<MR>(
+  auto run = [&](auto flip) {
+    each_row_tile<MR>(
         m, ep,
         [&](auto rows, const EpilogueParams* tile_ep) {
-          Tile::template run_in_place<decltype(rows)::value, true>(k_groups, a, lda, b, c_row, ldc, n, flags, tile_ep);
+          Tile::template run_in_place<decltype(rows)::value, decltype(flip)::value>(k_groups, a, lda, b, c_row, ldc, n,
+                                                                                   flags, tile_ep);
         },
         advance);
-  each_row_tile<MR>(
-      m, ep,
-      [&](auto rows, const EpilogueParams* tile_ep) {
-        Tile::template run_in_place<decltype(rows)::value, false>(k_groups, a, lda, b, c_row, ldc, n, flags, tile_ep);
-      },
-      advance);
+  };
+  if (a_int8)
+    run(std::true_type{});
+  else
+    run(std::false_type{});
 }
 
 }  // namespace
