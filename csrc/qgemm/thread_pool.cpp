@@ -244,10 +244,19 @@ void parallel_for_ranges(size_t n_items, size_t max_threads, const std::function
   };
   const std::unique_ptr<Next[]> next(new Next[parts]);
   for (size_t r = 0; r < parts; ++r) next[r].item.store(n_items * r / parts, std::memory_order_relaxed);
+  std::atomic<bool> failed{false};  // as in parallel_for: after a failure, items not yet started are skipped
   parallel_for(parts, parts, [&](size_t part, size_t slot) {
     for (size_t k = 0; k < parts; ++k) {  // its own range, then the others'
       const size_t r = (part + k) % parts, end = n_items * (r + 1) / parts;
-      for (size_t i; (i = next[r].item.fetch_add(1, std::memory_order_relaxed)) < end;) fn(i, slot);
+      for (size_t i; !failed.load(std::memory_order_relaxed) &&
+                     (i = next[r].item.fetch_add(1, std::memory_order_relaxed)) < end;) {
+        try {
+          fn(i, slot);
+        } catch (...) {
+          failed.store(true, std::memory_order_relaxed);
+          throw;  // the pool carries it to the caller
+        }
+      }
     }
   });
 }

@@ -43,6 +43,7 @@ void parallel_for(size_t n_tasks, const std::function<void(size_t)>& fn);
 // same one from call to call (its cache keeps it), where items handed out
 // in turn would alternate between threads; and a thread descheduled on a
 // busy machine still delays the call by one item, not by its range.
+// Failures as in parallel_for, item by item.
 void parallel_for_ranges(size_t n_items, size_t max_threads, const std::function<void(size_t, size_t)>& fn);
 
 }  // namespace qgemm

@@ -109,6 +109,25 @@ static void test_ranges(int threads) {
       check(ok.load() && once && in_order, "parallel_for_ranges: " + std::to_string(items) + " items on up to " +
                                                std::to_string(max_threads) + " threads, each once, in order" + tag);
     }
+  // An item that throws: the exception reaches the caller, items not yet
+  // started are skipped, and the next call runs every item.
+  for (size_t failing : {size_t(0), size_t(150), size_t(299)}) {
+    std::atomic<size_t> ran{0};
+    bool caught = false;
+    try {
+      parallel_for_ranges(300, 4, [&](size_t i, size_t) {
+        ran.fetch_add(1);
+        if (i == failing) throw std::runtime_error("item failed");
+      });
+    } catch (const std::runtime_error& e) {
+      caught = std::string(e.what()) == "item failed";
+    }
+    check(caught, "parallel_for_ranges: item " + std::to_string(failing) + "'s failure reaches the caller" + tag);
+    if (threads == 1 && failing == 0) check(ran.load() == 1, "parallel_for_ranges: later items are skipped");
+    std::atomic<size_t> all{0};
+    parallel_for_ranges(300, 4, [&](size_t, size_t) { all.fetch_add(1); });
+    check(all.load() == 300, "parallel_for_ranges runs every item of the next call" + tag);
+  }
   if (threads > 1) {
     std::atomic<size_t> slow_slot{99};
     std::vector<std::atomic<size_t>> first_range(2);  // per slot: items of range 0 run
