@@ -58,6 +58,9 @@ struct EpilogueParams {
 enum GemmFlags : int {
   kGemmAccumulate = 1,  // add to C instead of overwriting it (int32 output only)
   kGemmFinal = 2,       // last K block: apply the epilogue (always set for other kinds)
+  // A hint: C is too large to be in cache, so the tile fetches its rows of C
+  // while it multiplies, not when it writes them (kernels may ignore it).
+  kGemmPrefetchOutput = 4,
 };
 
 // Packed layouts (see pack.h):

@@ -4,9 +4,9 @@
 // row count m = 1..mr and calls of several row tiles (m > mr, the last one
 // full or partial), every column count n = 1..nr, K at the edges of a
 // group, one K block or a first block plus a last one that accumulates, and
-// every output kind, per-row parameters included; on packed A and, for the
-// kernels that can, on A read in place (int8 flipped as it is read). Fails
-// if a kernel never ran.
+// every output kind, per-row parameters included, with and without the hint
+// to prefetch C; on packed A and, for the kernels that can, on A read in
+// place (int8 flipped as it is read). Fails if a kernel never ran.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -118,16 +118,17 @@ bool run_case(const GemmKernel& k, const Case& t, bool proven_range) {
     o.y_scale = std::ldexp(1.0f + rand_int(0, 999) / 1000.0f, rand_int(-8, -2));
   }
   const size_t esize = output_element_bytes(t.kind), ldc = nr + 3;
+  const int hint = rand_int(0, 1) ? kGemmPrefetchOutput : 0;  // a hint only: no effect on C
   std::vector<uint8_t> c((mr + 1) * ldc * esize, 0x5A), want = c;
   // The kernel.
   const std::vector<int64_t> a0 = pack(0, k1);
   if (t.split_k) {
-    k.micro(k1 / kr, a0.data(), pb.panel(0), c.data(), ldc, t.m, t.n, 0, &ep);
+    k.micro(k1 / kr, a0.data(), pb.panel(0), c.data(), ldc, t.m, t.n, hint, &ep);
     const std::vector<int64_t> a1 = pack(k1, t.k - k1);
     k.micro((t.k - k1 + kr - 1) / kr, a1.data(), pb.panel(0) + k1 * nr, c.data(), ldc, t.m, t.n,
-            kGemmAccumulate | kGemmFinal, &ep);
+            kGemmAccumulate | kGemmFinal | hint, &ep);
   } else {
-    k.micro((t.k + kr - 1) / kr, a0.data(), pb.panel(0), c.data(), ldc, t.m, t.n, kGemmFinal, &ep);
+    k.micro((t.k + kr - 1) / kr, a0.data(), pb.panel(0), c.data(), ldc, t.m, t.n, kGemmFinal | hint, &ep);
   }
   // The reference: exact sums of stored values (wrapping int32), then the scalar output stage.
   for (int i = 0; i < t.m; ++i)
@@ -146,11 +147,12 @@ bool run_case(const GemmKernel& k, const Case& t, bool proven_range) {
     for (int i = 0; i < t.m; ++i) std::memcpy(&held[i * lda], &a[i * t.k], t.k);
     std::vector<uint8_t> c2((mr + 1) * ldc * esize, 0x5A);
     if (t.split_k) {
-      k.micro_in_place(k1 / kr, held.data(), lda, !a_u8, pb.panel(0), c2.data(), ldc, t.m, t.n, 0, &ep);
+      k.micro_in_place(k1 / kr, held.data(), lda, !a_u8, pb.panel(0), c2.data(), ldc, t.m, t.n, hint, &ep);
       k.micro_in_place((t.k - k1) / kr, held.data() + k1, lda, !a_u8, pb.panel(0) + k1 * nr, c2.data(), ldc, t.m, t.n,
-                       kGemmAccumulate | kGemmFinal, &ep);
+                       kGemmAccumulate | kGemmFinal | hint, &ep);
     } else {
-      k.micro_in_place(t.k / kr, held.data(), lda, !a_u8, pb.panel(0), c2.data(), ldc, t.m, t.n, kGemmFinal, &ep);
+      k.micro_in_place(t.k / kr, held.data(), lda, !a_u8, pb.panel(0), c2.data(), ldc, t.m, t.n, kGemmFinal | hint,
+                       &ep);
     }
     if (c2 != want) return false;
   }

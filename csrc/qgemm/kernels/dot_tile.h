@@ -170,6 +170,18 @@ QGEMM_INLINE void dot_tile(size_t k_groups, A a, const int8_t* b, void* c, size_
     }
     g = k_groups;
   }
+  if (flags & kGemmPrefetchOutput) {
+    // One row of C's tile per K group, spread over the first groups.
+    const size_t row_bytes = ldc * output_element_bytes(ep->out.kind);
+    const size_t last_byte = static_cast<size_t>(n) * output_element_bytes(ep->out.kind) - 1;
+    const char* c_row = static_cast<const char*>(c);
+    for (int i = 0; i < M && g < k_groups; ++i, ++g, c_row += row_bytes) {
+      __builtin_prefetch(c_row, 1, 3);
+      __builtin_prefetch(c_row + last_byte, 1, 3);
+      prefetch.step();
+      step();
+    }
+  }
   for (; g < k_groups && prefetch.active(); ++g) {
     prefetch.step();
     step();
