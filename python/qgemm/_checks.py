@@ -84,7 +84,7 @@ def scales(scale: Any, count: Optional[int], arg: str = "scale") -> np.ndarray:
 
 def zero_point_scalar(zp: Any, dtype: str, arg: str = "zero_point") -> int:
     """One integer zero point inside the dtype's range (fast path for ints)."""
-    if isinstance(zp, (int, np.integer)) and not isinstance(zp, (bool, np.bool_)):
+    if type(zp) is int or (isinstance(zp, (int, np.integer)) and not isinstance(zp, (bool, np.bool_))):
         lo, hi = QRANGE[dtype]
         if not lo <= zp <= hi:
             raise ValueError(f"{arg} must lie in [{lo}, {hi}] for {dtype}, got {zp!r}")

@@ -4,6 +4,7 @@ the kernel zero) fresh pages on every call."""
 
 from __future__ import annotations
 
+import math
 from typing import Tuple
 
 import numpy as np
@@ -15,9 +16,6 @@ _POOL_MIN_BYTES = 1 << 20  # below this, malloc's own caching is as good
 
 def empty(shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
-    nbytes = dtype.itemsize
-    for d in shape:
-        nbytes *= d
-    if nbytes < _POOL_MIN_BYTES:
+    if math.prod(shape) * dtype.itemsize < _POOL_MIN_BYTES:
         return np.empty(shape, dtype)
     return _qgemm.empty(list(shape), dtype)
