@@ -27,6 +27,22 @@ std::mutex g_mutex;
 std::vector<Block>& g_free = *new std::vector<Block>();
 size_t g_free_bytes = 0;
 
+// Each thread's one cached block of small scratch (under
+// kScratchPoolMinBytes), kept after its ScratchBuffer is released.
+struct ThreadScratch {
+  void* p = nullptr;
+  size_t capacity = 0;
+  bool in_use = false;
+  ~ThreadScratch() { std::free(p); }
+};
+thread_local ThreadScratch t_scratch;
+
+void* aligned_block(size_t bytes) {
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);  // never size 0
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
 }  // namespace
 
 void* pool_acquire(size_t bytes, size_t* capacity) {
@@ -75,8 +91,20 @@ ScratchBuffer::ScratchBuffer(size_t bytes) {
     p_ = pool_acquire(bytes, &pool_capacity_);
     return;
   }
-  p_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);  // never size 0
-  if (!p_) throw std::bad_alloc();
+  ThreadScratch& t = t_scratch;
+  if (t.in_use) {  // taken by an enclosing call on this thread
+    p_ = aligned_block(bytes);
+    return;
+  }
+  if (!t.p || t.capacity < bytes) {
+    void* grown = aligned_block(bytes);
+    std::free(t.p);
+    t.p = grown;
+    t.capacity = bytes;
+  }
+  t.in_use = true;
+  p_ = t.p;
+  thread_cached_ = true;
 }
 
 ScratchBuffer& ScratchBuffer::operator=(ScratchBuffer&& o) noexcept {
@@ -84,6 +112,7 @@ ScratchBuffer& ScratchBuffer::operator=(ScratchBuffer&& o) noexcept {
     this->~ScratchBuffer();
     p_ = o.p_;
     pool_capacity_ = o.pool_capacity_;
+    thread_cached_ = o.thread_cached_;
     o.p_ = nullptr;
   }
   return *this;
@@ -91,7 +120,8 @@ ScratchBuffer& ScratchBuffer::operator=(ScratchBuffer&& o) noexcept {
 
 ScratchBuffer::~ScratchBuffer() {
   if (!p_) return;
-  if (pool_capacity_) pool_release(p_, pool_capacity_);
+  if (thread_cached_) t_scratch.in_use = false;
+  else if (pool_capacity_) pool_release(p_, pool_capacity_);
   else std::free(p_);
 }
 

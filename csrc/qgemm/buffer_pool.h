@@ -22,13 +22,19 @@ constexpr size_t kMaxCachedBlock = size_t(64) << 20;
 
 // Scratch memory for one call, 64-byte aligned: from the pool from
 // kScratchPoolMinBytes (malloc maps blocks of 128 KiB and more afresh each
-// time: page faults on every call), else from the allocator. Throws
-// std::bad_alloc, so allocate before handing work to threads.
+// time: page faults on every call), else the calling thread's own cached
+// block when it is free and large enough (a batch of small products takes
+// scratch once per item: malloc and free cost several percent of such an
+// item), else from the allocator. Throws std::bad_alloc, so allocate before
+// handing work to threads. Released on the thread that made it.
 class ScratchBuffer {
  public:
   ScratchBuffer() = default;
   explicit ScratchBuffer(size_t bytes);
-  ScratchBuffer(ScratchBuffer&& o) noexcept : p_(o.p_), pool_capacity_(o.pool_capacity_) { o.p_ = nullptr; }
+  ScratchBuffer(ScratchBuffer&& o) noexcept
+      : p_(o.p_), pool_capacity_(o.pool_capacity_), thread_cached_(o.thread_cached_) {
+    o.p_ = nullptr;
+  }
   ScratchBuffer& operator=(ScratchBuffer&& o) noexcept;
   ScratchBuffer(const ScratchBuffer&) = delete;
   ScratchBuffer& operator=(const ScratchBuffer&) = delete;
@@ -39,7 +45,8 @@ class ScratchBuffer {
 
  private:
   void* p_ = nullptr;
-  size_t pool_capacity_ = 0;  // > 0: the block came from the pool
+  size_t pool_capacity_ = 0;   // > 0: the block came from the pool
+  bool thread_cached_ = false;  // the thread's cached block (see the constructor)
 };
 
 }  // namespace qgemm

@@ -199,6 +199,33 @@ static void test_scratch() {
     refused = true;
   }
   check(refused, "an impossible size throws bad_alloc");
+  // Small scratch: the thread's own cached block, reused by the next request
+  // that fits, grown for a larger one; a request while it is held (a nested
+  // call) gets a block of its own, as does another thread.
+  void* small;
+  {
+    ScratchBuffer s(1000);
+    small = s.data();
+    ScratchBuffer nested(500);
+    check(nested.data() != small, "a nested small scratch gets a block of its own");
+    std::memset(nested.data(), 0xcd, 500);
+    std::memset(s.data(), 0xab, 1000);
+  }
+  {
+    ScratchBuffer s(800);
+    check(s.data() == small, "the thread's small block is reused by the next request that fits");
+  }
+  {
+    ScratchBuffer s(20000);
+    check(s.data() != nullptr && reinterpret_cast<uintptr_t>(s.data()) % 64 == 0, "a grown small block is aligned");
+    std::memset(s.data(), 0xab, 20000);  // the grown block is large enough (ASan checks)
+    void* other = nullptr;
+    std::thread([&] {
+      ScratchBuffer t(100);
+      other = t.data();
+    }).join();
+    check(other != nullptr && other != s.data(), "another thread's small scratch is its own");
+  }
 }
 
 int main() {
