@@ -169,8 +169,9 @@ class WholeA {
   WholeA(const Plan& plan, size_t chunks, uint8_t* data, int32_t* rowsum, int32_t* row_term)
       : plan_(plan), chunks_(chunks), in_place_(readable_in_place(plan)),
         k_row_bytes_(round_up(rows(), plan.kern.mr) * packed_a_bytes(plan.kern.packed_a)), data_(data),
-        rowsum_(rowsum), row_term_(row_term), state_(new std::atomic<int>[chunks]) {
-    for (size_t c = 0; c < chunks; ++c) state_[c].store(0, std::memory_order_relaxed);
+        rowsum_(rowsum), row_term_(row_term), state_(in_place_ ? nullptr : new std::atomic<int>[chunks]) {
+    if (!in_place_)
+      for (size_t c = 0; c < chunks; ++c) state_[c].store(0, std::memory_order_relaxed);
   }
   // Called by every task before it reads A.
   void ensure_packed() const {
@@ -235,7 +236,7 @@ class WholeA {
   uint8_t* const data_;
   int32_t* const rowsum_;
   int32_t* const row_term_;
-  const std::unique_ptr<std::atomic<int>[]> state_;  // per chunk: 0 free, 1 packing, 2 packed
+  const std::unique_ptr<std::atomic<int>[]> state_;  // per chunk: 0 free, 1 packing, 2 packed (none in place)
 };
 
 // One thread's scratch in run_block: A's packed block, its row sums and row

@@ -46,4 +46,17 @@ void parallel_for(size_t n_tasks, const std::function<void(size_t)>& fn);
 // Failures as in parallel_for, item by item.
 void parallel_for_ranges(size_t n_items, size_t max_threads, const std::function<void(size_t, size_t)>& fn);
 
+// The same for a callable of any type. On one thread (a nested call, such
+// as a batch item's) the items run here, in order, without making fn a
+// std::function first: a lambda that captures much costs an allocation.
+template <class Fn>
+void parallel_for_ranges(size_t n_items, size_t max_threads, Fn&& fn) {
+  if (max_threads <= 1 || n_items <= 1 || usable_threads() <= 1) {
+    for (size_t i = 0; i < n_items; ++i) fn(i, size_t(0));
+    return;
+  }
+  const std::function<void(size_t, size_t)> wrapped(std::ref(fn));  // an lvalue: the overload above
+  parallel_for_ranges(n_items, max_threads, wrapped);
+}
+
 }  // namespace qgemm
