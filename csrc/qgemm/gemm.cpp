@@ -330,6 +330,14 @@ const GemmKernel& choose_kernel(const GemmKernel& kern, const AOperand& a, const
   return a_within(a, a_limit, *fast->packers) ? *fast : kern;
 }
 
+const GemmKernel& plain_b_kernel(const GemmKernel& kern, const AOperand& a) {
+  const GemmKernel* fast = kern.proven_range;
+  if (!fast) return kern;
+  constexpr int kAnyBLimit = 32767 / (2 * 128);  // |stored B| <= 128 for every B
+  if (a.max_stored >= 0) return a.max_stored <= kAnyBLimit ? *fast : kern;
+  return a_within(a, kAnyBLimit, *fast->packers) ? *fast : kern;
+}
+
 void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const PackedB& b_base,
           const int32_t* zb, bool zb_per_column, const GemmOutput& out) {
   const size_t rows = a.batch * a.m, N = b_base.n, K = a.k;
@@ -464,7 +472,7 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const WholeA& w
         const size_t count = std::min(together, panels - q);
         const ByteMatrix from_j0{rows_k.data + static_cast<ptrdiff_t>(j0) * rows_k.col_stride, kc,
                                  std::min(count * nr, N - j0), rows_k.row_stride, rows_k.col_stride, rows_k.is_u8};
-        int max_abs = 0;  // unused: this path runs kernels with no range proof
+        int max_abs = 0;  // unused: a range-proven kernel runs here on A's range alone (plain_b_kernel)
         pack_b_panels_rows(from_j0, 0, count, 0, kc, static_cast<int>(nr), static_cast<int>(kr), packers,
                            /*stream=*/false, s.b_panels, panel_bytes, s.colsum + q * nr, &max_abs);
       }
@@ -504,10 +512,11 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const WholeA& w
 
 }  // namespace
 
-void gemm_plain_b(const GemmKernel& kern, const AOperand& a, int32_t za, const ByteMatrix& bm, const int32_t* zb,
-                  bool zb_per_column, const GemmOutput& out) {
+void gemm_plain_b(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const ByteMatrix& bm,
+                  const int32_t* zb, bool zb_per_column, const GemmOutput& out) {
   const size_t rows = a.batch * a.m, N = bm.cols, K = a.k;
   if (rows == 0 || N == 0) return;
+  const GemmKernel& kern = plain_b_kernel(base_kernel, a);
   const size_t mr = kern.mr, nr = kern.nr, kr = kern.kr;
   const size_t k_rounded = round_up(K, kr), row_tiles = (rows + mr - 1) / mr;
   const size_t threads = static_cast<size_t>(usable_threads());

@@ -43,6 +43,14 @@ struct GemmOutput : OutputStage {
 // here) and of B (recorded when packed) prove that variant exact.
 const GemmKernel& choose_kernel(const GemmKernel& kern, const AOperand& a, const PackedB& b);
 
+// The kernel gemm_plain_b runs for a plain B, which it packs in whichever
+// layout the kernel wants: kern's range-proven variant whenever A's stored
+// values are within 7 bits (read here unless a.max_stored says so), which
+// proves it exact for any B (2 * 127 * 128 <= 32767). Unlike choose_kernel
+// on a B packed already, there is no second layout to make first, so this
+// pays on any number of rows.
+const GemmKernel& plain_b_kernel(const GemmKernel& kern, const AOperand& a);
+
 // zb: one zero point per column (n values) if zb_per_column, else zb[0].
 // B must have been packed for `kernel` (same nr, kr). The call itself may run
 // the kernel's range-proven variant on B's second layout (choose_kernel).

@@ -613,6 +613,7 @@ static void test_plain_b(const Kernels& kern) {
     g.plain_b = true;
     g.b_layout = rand_int(0, 5) == 0 ? 2 : rand_int(0, 3) == 0 ? 1 : 0;
     g.zb_stored_zero = rand_int(0, 2) == 0;
+    g.range = rand_int(0, 2) == 0 ? kA7bit : kFullRange;  // 7-bit A: a range-proven kernel where there is one
     test_gemm_case(kern, g);
   }
   for (bool b_u8 : {false, true})
@@ -621,6 +622,13 @@ static void test_plain_b(const Kernels& kern) {
       g.plain_b = true;
       g.per_row = kind != OutputKind::int32;
       test_gemm_case(kern, g);
+      // A at 127 stored and B at -128 or 255 everywhere: the range-proven
+      // kernel's bound exactly (2 * 127 * 128), in every dtype pair.
+      for (bool a_u8 : {false, true}) {
+        GemmCase e{1, 20, 70, 300, a_u8, b_u8, false, false, true, kind, kA7bit};
+        e.plain_b = true;
+        test_gemm_case(kern, e);
+      }
       g = {1, 3, 700, 1500, b_u8, b_u8, false, false, true, kind};  // extremes: sums past int16 in the packer
       g.plain_b = true;
       g.b_layout = 1;
@@ -850,6 +858,16 @@ static void test_range_proof(const Kernels& kern) {
     at[9 * 3 + 2] = a128;
     AOperand AT{at.data(), a_u8, 1, 3, K, 0, 1, 3};
     check(&choose_kernel(k, AT, pf) == &k, std::string(k.name) + " range proof: strided A");
+    // A plain B (gemm_plain_b, packed in the call in the chosen layout): A
+    // within 7 bits alone is the proof, for any B, on any number of rows.
+    std::fill(a.begin(), a.end(), a127);
+    check(&plain_b_kernel(k, A) == proven, std::string(k.name) + " plain B: A <= 127");
+    a[2 * K + 9] = a128;
+    check(&plain_b_kernel(k, A) == &k, std::string(k.name) + " plain B: one A of 128");
+    check(&plain_b_kernel(k, known) == &k, std::string(k.name) + " plain B: A known within 8 bits");
+    known.max_stored = 127;
+    check(&plain_b_kernel(k, known) == proven, std::string(k.name) + " plain B: A known within 7 bits");
+    check(&plain_b_kernel(k, AT) == &k, std::string(k.name) + " plain B: strided A");
   }
 }
 
