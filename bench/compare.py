@@ -11,7 +11,7 @@ installed are skipped.
 Unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (as above) for fair NumPy numbers:
 some machines set them to values that slow OpenBLAS down; this script does not
 touch them itself. Other options: ``--only gemm,qlinear`` (sections: quant,
-gemm, threads, qlinear, linear, perrow, gil, memory, e2e, persist, runtime), ``--quick`` (tiny sizes, one
+gemm, threads, qlinear, linear, perrow, gil, memory, e2e, persist, runtime, avx2), ``--quick`` (tiny sizes, one
 repeat: a CI smoke run), ``--threads N`` (default: the CPUs this process may
 use), ``--repeat N``.
 

@@ -12,7 +12,7 @@ import numpy as np
 
 import qgemm
 
-from . import e2e, gemm, gil, linear, memory, perrow, persist, qlinear, quant, runtime, threads
+from . import avx2, e2e, gemm, gil, linear, memory, perrow, persist, qlinear, quant, runtime, threads
 from .config import Config
 from .machine import cpu_flags, cpu_name, load, source_commit, usable_cpus
 from .peers import onnx, ort, torch
@@ -21,7 +21,7 @@ from .report import Targets
 # name -> run(cfg, targets); gemm's returns its GOPS for the plot
 SECTIONS = {"quant": quant.run, "gemm": gemm.run, "threads": threads.run, "qlinear": qlinear.run,
             "linear": linear.run, "perrow": perrow.run, "gil": gil.run, "memory": memory.run, "e2e": e2e.run,
-            "persist": persist.run, "runtime": runtime.run}
+            "persist": persist.run, "runtime": runtime.run, "avx2": avx2.run}
 
 
 def header(cfg: Config):
@@ -56,6 +56,7 @@ def parse_args(argv=None):
                    help="statistic over the samples (default best: the noise of a shared machine only adds time)")
     p.add_argument("--plot", metavar="PATH.png", help="write a GOPS-vs-size plot (needs the gemm section)")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
+    p.add_argument("--avx2-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, default=1024, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     unknown = set(args.only.split(",")) - set(SECTIONS)
@@ -86,6 +87,8 @@ def main(argv=None):
         torch.set_num_threads(cfg.threads)
     if args.memory_child:
         return memory.child(cfg, args.memory_child, args.size)
+    if args.avx2_child:
+        return avx2.child(cfg)
     header(cfg)
     t0 = time.perf_counter()
     targets = Targets()
