@@ -314,6 +314,11 @@ bool a_within(const AOperand& a, int limit, const Packers& packers) {
   return true;
 }
 
+// A's stored values are at most limit: by the caller's bound (max_stored), or read.
+bool a_at_most(const AOperand& a, int limit, const Packers& packers) {
+  return a.max_stored >= 0 ? a.max_stored <= limit : a_within(a, limit, packers);
+}
+
 }  // namespace
 
 const GemmKernel& choose_kernel(const GemmKernel& kern, const AOperand& a, const PackedB& b) {
@@ -326,16 +331,14 @@ const GemmKernel& choose_kernel(const GemmKernel& kern, const AOperand& a, const
   // |a0*b0 + a1*b1| <= 2 * max(A) * max|B| must fit int16.
   const int a_limit = b.max_abs == 0 ? 255 : 32767 / (2 * b.max_abs);
   if (a_limit >= 255) return *fast;
-  if (a.max_stored >= 0) return a.max_stored <= a_limit ? *fast : kern;
-  return a_within(a, a_limit, *fast->packers) ? *fast : kern;
+  return a_at_most(a, a_limit, *fast->packers) ? *fast : kern;
 }
 
 const GemmKernel& plain_b_kernel(const GemmKernel& kern, const AOperand& a) {
   const GemmKernel* fast = kern.proven_range;
   if (!fast) return kern;
   constexpr int kAnyBLimit = 32767 / (2 * 128);  // |stored B| <= 128 for every B
-  if (a.max_stored >= 0) return a.max_stored <= kAnyBLimit ? *fast : kern;
-  return a_within(a, kAnyBLimit, *fast->packers) ? *fast : kern;
+  return a_at_most(a, kAnyBLimit, *fast->packers) ? *fast : kern;
 }
 
 void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const PackedB& b_base,
