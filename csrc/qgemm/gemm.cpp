@@ -94,6 +94,11 @@ struct Plan {
   int prefetch_output = 0;  // kGemmPrefetchOutput for a large C, else 0
 };
 
+// za * colsum - bias over n columns (bias may be null): EpilogueParams::col_term.
+void col_terms(int32_t za, const int32_t* colsum, const int32_t* bias, size_t n, int32_t* term) {
+  for (size_t j = 0; j < n; ++j) term[j] = wrap_sub(wrap_mul(za, colsum[j]), bias ? bias[j] : 0);
+}
+
 int prefetch_output_flag(size_t rows, size_t n, size_t out_bytes) {
   return rows * n * out_bytes >= kPrefetchOutputBytes ? kGemmPrefetchOutput : 0;
 }
@@ -360,8 +365,7 @@ void gemm(const GemmKernel& base_kernel, const AOperand& a, int32_t za, const Pa
   set_zero_points(plan, za, zb, zb_per_column, padded_n);
   plan.prefetch_output = prefetch_output_flag(rows, N, plan.out_bytes);
   plan.col_term.assign(padded_n, 0);
-  for (size_t j = 0; j < N; ++j)
-    plan.col_term[j] = wrap_sub(wrap_mul(plan.za_stored, b.colsum[j]), out.bias ? out.bias[j] : 0);
+  col_terms(plan.za_stored, b.colsum.data(), out.bias, N, plan.col_term.data());
   // Split rows across threads when there are enough, else split panels. Up
   // to kTasksPerThread tasks per thread, taken dynamically: a thread that is
   // descheduled (a busy machine) then delays the call by one small task, not
@@ -458,6 +462,11 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const WholeA& w
   std::fill(s.colsum, s.colsum + nc, 0);
   std::fill(s.col_term, s.col_term + nc, 0);
   static const int32_t no_term[64] = {};  // every kernel's nr is at most 64
+  EpilogueParams task_ep{};  // the fields every panel shares; each panel's go on a copy
+  task_ep.row_term = whole.row_term();
+  task_ep.row_za = at_or_null(plan.za_rows, 0);
+  // za * colsum - bias is 0 when both are (a uint8 A with zero point 0): col_term stays as filled.
+  const bool any_col_term = plan.za_stored != 0 || plan.out.bias;
   for (size_t k0 = 0;;) {  // one pass at least: with K == 0 the epilogue still runs
     const size_t kc = std::min(plan.kc_max, K - k0), kc_padded = round_up(kc, kr);
     const bool final = k0 + kc == K;
@@ -480,16 +489,14 @@ void run_plain_b_columns(const Plan& plan, const ByteMatrix& bm, const WholeA& w
                            /*stream=*/false, s.b_panels, panel_bytes, s.colsum + q * nr, &max_abs);
       }
       const int8_t* b_panel = s.b_panels + q % together * panel_bytes;
-      if (final)
-        for (size_t j = q * nr; j < std::min(ncols, q * nr + nr); ++j)
-          s.col_term[j] = wrap_sub(wrap_mul(plan.za_stored, s.colsum[j]), plan.out.bias ? plan.out.bias[n0 + j] : 0);
-      EpilogueParams ep{};
+      if (final && any_col_term)
+        col_terms(plan.za_stored, s.colsum + q * nr, plan.out.bias ? plan.out.bias + j0 : nullptr,
+                  static_cast<size_t>(n), s.col_term + q * nr);
+      EpilogueParams ep = task_ep;
       ep.col_term = s.col_term + q * nr;
       ep.col_zb = at_or_null(plan.col_zb, j0);
       ep.col_sum = plan.za_rows.empty() ? nullptr : s.colsum + q * nr;
       ep.out = plan.cols.at(plan.out, 0, j0);
-      ep.row_term = whole.row_term();
-      ep.row_za = at_or_null(plan.za_rows, 0);
       ep.prefetch = NextSourceLines(rows_k, n0, ncols, q, row_tiles, nr, kc_padded / kr).for_panel();
       // Every row on the panel in one call (GemmMicroFn: m > mr).
       uint8_t* c = static_cast<uint8_t*>(plan.out.data) + j0 * plan.out_bytes;
