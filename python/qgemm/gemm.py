@@ -207,14 +207,14 @@ class RuntimeBatch:
     __slots__ = ("a_vector", "a_rows_shape", "m", "n", "batch", "a", "b", "rows")
 
     def __init__(self, av: np.ndarray, bv: np.ndarray):
-        a_shape, b_shape = av.shape, bv.shape
+        a_given = a_shape = av.shape  # a_given for the messages
+        b_shape = bv.shape
         self.a_vector = len(a_shape) == 1
         if self.a_vector:
             av, a_shape = av[None, :], (1,) + a_shape
         if a_shape[-1] != b_shape[-2]:
-            raise ValueError(f"a and b disagree on K: a has shape {self.original_a_shape(a_shape)}, "
-                             f"b has shape {b_shape}")
-        self.a_rows_shape = a_shape[:-1] if not self.a_vector else (1,)
+            raise ValueError(f"a and b disagree on K: a has shape {a_given}, b has shape {b_shape}")
+        self.a_rows_shape = a_shape[:-1]  # (1,) for a 1-D a
         self.m, self.n = a_shape[-2], b_shape[-1]
         a_batch, b_batch = a_shape[:-2], b_shape[:-2]
         if a_batch == b_batch:  # the common case (attention): nothing to broadcast
@@ -223,14 +223,11 @@ class RuntimeBatch:
             try:
                 self.batch = np.broadcast_shapes(a_batch, b_batch)
             except ValueError:
-                raise ValueError(f"a and b have batch dimensions that do not broadcast: a has shape "
-                                 f"{self.original_a_shape(a_shape)}, b has shape {b_shape}") from None
+                raise ValueError(f"a and b have batch dimensions that do not broadcast: a has shape {a_given}, "
+                                 f"b has shape {b_shape}") from None
             self.a = np.broadcast_to(av, self.batch + a_shape[-2:])
             self.b = np.broadcast_to(bv, self.batch + b_shape[-2:])
         self.rows = math.prod(self.batch) * self.m
-
-    def original_a_shape(self, a_shape: Tuple[int, ...]) -> Tuple[int, ...]:
-        return a_shape[1:] if self.a_vector else a_shape
 
     def shape(self) -> Tuple[int, ...]:
         """The result's shape (without M for a 1-D a, as np.matmul)."""
