@@ -28,7 +28,7 @@ constexpr size_t kStep = 64;
 constexpr size_t kStreamMin = size_t(1) << 20;
 // Software prefetch distance for the input stream. One core's read rate from
 // DRAM is bound by how many cache-line misses it has in flight, and the
-// hardware prefetcher alone keeps too few: measured on Zen 5 (16M floats,
+// hardware prefetcher alone keeps too few: measured on Zen 4 (16M floats,
 // one thread), quantize ran 8.8 Gelem/s without and 12.5-14 with 16 KiB ahead.
 constexpr size_t kPrefetchBytes = 16384;
 // Below this many input bytes per call the data is likely cached, and the
