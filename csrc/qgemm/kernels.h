@@ -102,8 +102,8 @@ struct Packers {
   // soon (non-temporal stores where dst and panel_stride allow, then a fence).
   void (*b_block)(const uint8_t* src, ptrdiff_t row_stride, size_t k, int width, int kr, int nr,
                   size_t panel_stride, bool stream, uint8_t flip, int8_t* dst, int32_t* sums, int* max_abs);
-  // The columns b_block takes per step (16, 32 or 64): narrower panels are
-  // best packed that many columns per call.
+  // The columns b_block best takes per call (16, or 64: each row's 64-byte
+  // lines read whole): narrower panels are packed that many columns per call.
   int b_block_columns;
   // Four rows of A (unit stride) as groups of 4 bytes ^ flip: groups [0, g)
   // of `full` into out (rows mr * 4 bytes apart per group); sums[i] = row i's

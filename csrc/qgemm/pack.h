@@ -61,10 +61,11 @@ constexpr size_t kStreamPanelsFrom = size_t(8) << 20;
 // Measured as above: streamed, 16 rows beat 64; into the caches, 64 beat 16.
 inline size_t pack_b_rows_per_pass(bool stream) { return stream ? 16 : 64; }
 // The plain-B path (gemm_plain_b) packs this many panels per call into its
-// scratch: as many as B's vector loop takes columns per step (64 on
-// AVX-512, 32 on AVX2, 16 on SSE2 and NEON). Measured with matmul on 2
-// threads: AVX2's 16-column panels in twos 1.1-1.2x at 16-32 x 4096 x 4096,
-// AVX-512's 32-column panels in twos 1.2-1.4x there. SSE2's loop showed no
+// scratch: as many as B's vector loop takes columns per call (64 on
+// AVX-512 and AVX2, 16 on SSE2 and NEON). Measured with matmul on 2
+// threads: AVX2's 16-column panels in twos 1.1-1.2x at 16-32 x 4096 x 4096
+// (in fours, whole lines: 1.03-1.05x more at 8-16 rows), AVX-512's 32-column
+// panels in twos 1.2-1.4x there. SSE2's loop showed no
 // gain on 16-column panels in twos, so it keeps one (8-column panels: two,
 // else no vectors at all).
 inline size_t plain_b_panels_together(const Packers& packers, size_t nr) {
