@@ -132,6 +132,26 @@ static void test_quantize(const Kernels& k, const Kernels& ref) {
       check(wlo == elo && whi == ehi, "scalar minmax n=" + std::to_string(n));
     }
   }
+  // One extreme at each position, at a few alignments: every lane and every
+  // accumulator must reach the result (random data repeats its extremes).
+  for (size_t n : {1, 15, 16, 17, 63, 64, 65, 130, 768, 1000}) {
+    for (size_t offset : {0, 1, 5}) {
+      std::vector<float> buf(n + offset);
+      for (auto& v : buf) v = static_cast<float>(rand_int(-1000, 1000));
+      float* x = buf.data() + offset;
+      for (size_t p = 0; p < n; p += n > 130 ? 7 : 1) {
+        const float keep = x[p];
+        float lo = 0, hi = 0;
+        x[p] = -5000.0f;
+        minmax(x, n, &lo, &hi, k.quant);
+        check(lo == -5000.0f, isa + " minmax: min at " + std::to_string(p) + " of " + std::to_string(n));
+        x[p] = 5000.0f;
+        minmax(x, n, &lo, &hi, k.quant);
+        check(hi == 5000.0f, isa + " minmax: max at " + std::to_string(p) + " of " + std::to_string(n));
+        x[p] = keep;
+      }
+    }
+  }
   // Large calls take the streaming-store path when the output is 32-byte aligned.
   for (size_t misalign : {0, 1}) {
     const size_t n = (size_t(1) << 20) + 77;
