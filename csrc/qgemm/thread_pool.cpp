@@ -85,7 +85,11 @@ struct InTask {
 // the region's generation and the next task index, so a helper that wakes
 // after its region ended claims nothing, and the caller waits only for tasks
 // that were actually claimed: a helper that never got a CPU (a busy machine)
-// costs nothing, the caller simply runs every task itself.
+// costs nothing, the caller simply runs every task itself. The task count
+// carries its generation too (region_): a helper holding the last ticket of
+// a finished region must not read the next region's count, which is stored
+// before the next ticket, as room to claim more (that ran a task twice and
+// left the caller waiting for ever).
 class Pool {
  public:
   static Pool& instance() {
@@ -108,7 +112,8 @@ class Pool {
     // Inline: one task or thread, a call from inside a task, or another
     // thread's region under way.
     std::unique_lock<std::mutex> busy;
-    if (n_tasks > 1 && want > 1 && !t_in_task) busy = std::unique_lock<std::mutex>(run_mutex_, std::try_to_lock);
+    if (n_tasks > 1 && n_tasks <= UINT32_MAX && want > 1 && !t_in_task)
+      busy = std::unique_lock<std::mutex>(run_mutex_, std::try_to_lock);
     if (!busy.owns_lock()) {
       for (size_t t = 0; t < n_tasks; ++t) fn(t, 0);
       return;
@@ -118,12 +123,12 @@ class Pool {
     uint64_t gen;
     {
       std::lock_guard<std::mutex> lk(m_);
+      gen = (ticket_.load() >> 32) + 1;
       fn_.store(&fn, std::memory_order_relaxed);  // published by the ticket's release
-      n_tasks_.store(n_tasks, std::memory_order_relaxed);
+      region_.store(gen << 32 | n_tasks, std::memory_order_release);
       done_.store(0, std::memory_order_relaxed);
       failed_.store(false, std::memory_order_relaxed);
       active_helpers_ = helpers;
-      gen = (ticket_.load() >> 32) + 1;
       ticket_.store(gen << 32, std::memory_order_release);  // task 0 of the new region
     }
     cv_work_.notify_all();
@@ -157,11 +162,13 @@ class Pool {
       size_t task, n;
       do {
         task = static_cast<uint32_t>(ticket);
-        // n is read before the claim: if a newer region had replaced it, the
-        // ticket would have changed too and the claim would fail. After a
-        // claim the region cannot end before this task is done.
-        n = n_tasks_.load(std::memory_order_relaxed);
-        if (ticket >> 32 != gen || task >= n) return;
+        // The count of this ticket's region, or return: a later region's
+        // count, stored before its ticket, says nothing of this one (whose
+        // tasks are all claimed once a later region is being set up). After
+        // a claim the region cannot end before this task is done.
+        const uint64_t region = region_.load(std::memory_order_acquire);
+        n = static_cast<uint32_t>(region);
+        if (ticket >> 32 != gen || region >> 32 != gen || task >= n) return;
       } while (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel));
       if (!failed_.load(std::memory_order_relaxed)) {
         try {
@@ -213,7 +220,7 @@ class Pool {
   std::condition_variable cv_work_, cv_done_;
   std::vector<std::thread> workers_;
   std::atomic<const std::function<void(size_t, size_t)>*> fn_{nullptr};
-  std::atomic<size_t> n_tasks_{0};
+  std::atomic<uint64_t> region_{0};  // generation << 32 | task count
   int active_helpers_ = 0;
   std::atomic<uint64_t> ticket_{0};  // generation << 32 | next task
   std::atomic<size_t> done_{0};      // tasks of the current region finished

@@ -228,7 +228,51 @@ static void test_scratch() {
   }
 }
 
+// Back-to-back regions of different task counts: every task of every
+// region runs exactly once. A helper holding the ticket of a region that had
+// just ended once read the next region's larger count (stored before the
+// next ticket) as room to claim more: it ran a task of the next region twice,
+// and the caller then waited for ever. A watchdog turns such a hang into a
+// failure instead of a stalled test.
+static void test_back_to_back_regions() {
+  set_num_threads(2);
+  constexpr long kRegions = 1200000;
+  std::atomic<long> progress{0};
+  std::atomic<bool> finished{false};
+  std::thread watchdog([&] {
+    for (long last = -1; !finished.load();) {
+      for (int i = 0; i < 200 && !finished.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      const long now = progress.load();
+      if (!finished.load() && now == last) {
+        std::printf("FAIL: back-to-back regions: no progress for 10 s at region %ld (a hang)\n", now);
+        std::fflush(stdout);
+        std::_Exit(1);
+      }
+      last = now;
+    }
+  });
+  std::atomic<int> runs[8];
+  long bad = -1;
+  for (long r = 0; r < kRegions && bad < 0; ++r) {
+    const size_t n = r % 3 == 0 ? 8 : 2;
+    for (auto& x : runs) x.store(0);
+    const int spin = n == 8 ? static_cast<int>(r % 7) * 40 : 0;  // varying lengths: helpers claim at varying times
+    parallel_for(n, [&](size_t t) {
+      for (volatile int i = 0; i < spin * static_cast<int>(t + 1); i = i + 1) {
+      }
+      runs[t].fetch_add(1);
+    });
+    for (size_t t = 0; t < n; ++t)
+      if (runs[t].load() != 1) bad = r;
+    progress.store(r + 1);
+  }
+  finished.store(true);
+  watchdog.join();
+  check(bad < 0, "back-to-back regions of 8 and 2 tasks: every task once (region " + std::to_string(bad) + ")");
+}
+
 int main() {
+  test_back_to_back_regions();
   for (int threads : {1, 2, 4}) {
     test_task_failure(threads);
     test_slots(threads);
