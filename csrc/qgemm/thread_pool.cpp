@@ -123,7 +123,7 @@ class Pool {
     uint64_t gen;
     {
       std::lock_guard<std::mutex> lk(m_);
-      gen = (ticket_.load() >> 32) + 1;
+      gen = ((ticket_.load() >> 32) + 1) & 0xFFFFFFFFu;  // as the ticket holds it, also past 2^32 regions
       fn_.store(&fn, std::memory_order_relaxed);  // published by the ticket's release
       region_.store(gen << 32 | n_tasks, std::memory_order_release);
       done_.store(0, std::memory_order_relaxed);
