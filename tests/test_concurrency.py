@@ -79,3 +79,34 @@ def test_no_memory_growth_over_thousands_of_calls(rng):
     gc.collect()
     grown = _rss_bytes() - start
     assert grown < 32 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB over 2100 calls"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_children_run_calls():
+    """A child forked right after a multi-threaded call (as multiprocessing and
+    data loaders do on Linux) runs calls of its own: its pool is its own, not a
+    copy of the parent's whose helper threads do not exist there (that hung
+    about 1 child in 15)."""
+    import signal
+
+    import time
+
+    jobs = _jobs(np.random.default_rng(7))
+    want = [job() for job in jobs]
+    failed = 0
+    threads = qgemm.get_num_threads()
+    qgemm.set_num_threads(4)  # more helpers than this machine has cores: some asleep, some on their way
+    try:
+        for trial in range(60):
+            jobs[trial % len(jobs)]()  # the helpers busy, spinning or going to sleep at the fork
+            time.sleep(trial % 6 * 50e-6)
+            pid = os.fork()
+            if pid == 0:  # the child: every job, or exit 3; a hang ends by SIGALRM
+                signal.alarm(10)
+                ok = all(np.array_equal(job(), w) for job, w in zip(jobs, want))
+                os._exit(0 if ok else 3)
+            _, status = os.waitpid(pid, 0)
+            failed += not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
+    finally:
+        qgemm.set_num_threads(threads)
+    assert failed == 0, f"{failed} of 60 forked children failed or hung"

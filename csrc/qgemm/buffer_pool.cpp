@@ -9,6 +9,9 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if !defined(_WIN32)
+#include <pthread.h>
+#endif
 
 namespace qgemm {
 namespace {
@@ -21,6 +24,12 @@ struct Block {
 };
 
 std::mutex g_mutex;
+#if !defined(_WIN32)
+// A fork while another thread holds g_mutex would leave the child a mutex
+// that nobody unlocks: the forking thread holds it across the fork instead.
+const int g_fork_guard = pthread_atfork([] { g_mutex.lock(); }, [] { g_mutex.unlock(); },
+                                        [] { g_mutex.unlock(); });
+#endif
 // Guarded by g_mutex. Never destroyed: blocks may be released during exit,
 // after static destructors have run; and cached blocks stay reachable (a
 // leak checker at exit does not report them).
@@ -109,7 +118,7 @@ ScratchBuffer::ScratchBuffer(size_t bytes) {
 
 ScratchBuffer& ScratchBuffer::operator=(ScratchBuffer&& o) noexcept {
   if (this != &o) {
-    this->~ScratchBuffer();
+    release();
     p_ = o.p_;
     pool_capacity_ = o.pool_capacity_;
     thread_cached_ = o.thread_cached_;
@@ -118,11 +127,14 @@ ScratchBuffer& ScratchBuffer::operator=(ScratchBuffer&& o) noexcept {
   return *this;
 }
 
-ScratchBuffer::~ScratchBuffer() {
+ScratchBuffer::~ScratchBuffer() { release(); }
+
+void ScratchBuffer::release() noexcept {
   if (!p_) return;
   if (thread_cached_) t_scratch.in_use = false;
   else if (pool_capacity_) pool_release(p_, pool_capacity_);
   else std::free(p_);
+  p_ = nullptr;
 }
 
 }  // namespace qgemm

@@ -44,6 +44,7 @@ class ScratchBuffer {
   T* as() const { return static_cast<T*>(p_); }
 
  private:
+  void release() noexcept;  // gives the block back (to the thread, the pool or the system)
   void* p_ = nullptr;
   size_t pool_capacity_ = 0;   // > 0: the block came from the pool
   bool thread_cached_ = false;  // the thread's cached block (see the constructor)

@@ -17,6 +17,10 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if !defined(_WIN32)
+#include <pthread.h>
+#endif
+#include <system_error>
 
 namespace qgemm {
 namespace {
@@ -93,10 +97,24 @@ struct InTask {
 class Pool {
  public:
   static Pool& instance() {
-    // Leaked on purpose: worker threads must not be joined during static
-    // destruction at interpreter exit.
-    static Pool* pool = new Pool();
-    return *pool;
+    static const bool made = [] {
+      // Leaked on purpose: worker threads must not be joined during static
+      // destruction at interpreter exit.
+      current_.store(new Pool(default_threads()), std::memory_order_release);
+#if !defined(_WIN32)
+      // A forked child (Python's multiprocessing, data loader workers) has
+      // none of the workers, and may inherit a condition variable that counts
+      // one of them as waiting (the next broadcast then waits for ever) or a
+      // mutex one of them held: it starts a pool of its own, as many threads.
+      pthread_atfork(nullptr, nullptr, [] {
+        current_.store(new Pool(current_.load(std::memory_order_relaxed)->num_threads()),
+                       std::memory_order_relaxed);  // the parent's copy is left as it is
+      });
+#endif
+      return true;
+    }();
+    (void)made;
+    return *current_.load(std::memory_order_acquire);
   }
 
   int num_threads() const { return num_threads_.load(); }
@@ -118,8 +136,7 @@ class Pool {
       for (size_t t = 0; t < n_tasks; ++t) fn(t, 0);
       return;
     }
-    const int helpers = static_cast<int>(std::min(want, n_tasks)) - 1;
-    ensure_workers(helpers);
+    const int helpers = ensure_workers(static_cast<int>(std::min(want, n_tasks)) - 1);
     uint64_t gen;
     {
       std::lock_guard<std::mutex> lk(m_);
@@ -152,7 +169,7 @@ class Pool {
   }
 
  private:
-  Pool() : num_threads_(default_threads()) {}
+  explicit Pool(int threads) : num_threads_(threads) {}
 
   // Claims and runs tasks of region `gen` until none is left. After a task
   // has failed, the rest are claimed but not run.
@@ -186,14 +203,21 @@ class Pool {
     }
   }
 
-  void ensure_workers(int n) {
+  // Starts workers up to n; returns how many there are, at most n. A thread
+  // the system refuses (a process limit) leaves the tasks to fewer threads.
+  int ensure_workers(int n) {
     while (static_cast<int>(workers_.size()) < n) {
       const int id = static_cast<int>(workers_.size());
       // The worker starts from the current generation, so it joins the region
       // about to be published even if it only gets scheduled after that.
-      workers_.emplace_back([this, id, gen = ticket_.load() >> 32] { worker_loop(id, gen); });
+      try {
+        workers_.emplace_back([this, id, gen = ticket_.load() >> 32] { worker_loop(id, gen); });
+      } catch (const std::system_error&) {
+        break;
+      }
       workers_.back().detach();
     }
+    return std::min(n, static_cast<int>(workers_.size()));
   }
 
   void worker_loop(int id, uint64_t seen) {
@@ -214,6 +238,7 @@ class Pool {
     }
   }
 
+  static inline std::atomic<Pool*> current_{nullptr};  // this process's pool (see instance)
   std::atomic<int> num_threads_;
   std::mutex run_mutex_;  // one parallel region at a time
   std::mutex m_;

@@ -15,6 +15,12 @@
 #include "qgemm/buffer_pool.h"
 #include "qgemm/thread_pool.h"
 
+#if !defined(_WIN32)
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
 #include "check.h"
 
 using namespace qgemm;
@@ -271,8 +277,71 @@ static void test_back_to_back_regions() {
   check(bad < 0, "back-to-back regions of 8 and 2 tasks: every task once (region " + std::to_string(bad) + ")");
 }
 
+#if !defined(_WIN32)
+// Whether a forked child's `body` ends within 3 s with status 0 (a hang ends
+// it by SIGALRM).
+template <class Body>
+static bool child_ok(Body body) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    alarm(3);
+    _exit(body() ? 0 : 2);
+  }
+  int status = 0;
+  return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// A child forked right after a region (the helper spinning, going to sleep
+// or asleep) runs regions of its own. Its copy of the pool once counted the
+// parent's helper as waiting on a condition variable, and the child's first
+// broadcast then waited for ever (about 1 child in 10).
+static void test_fork_after_regions() {
+  set_num_threads(4);  // more helpers than cores: some asleep, some on their way
+  int failed = 0;
+  for (int trial = 0; trial < 100; ++trial) {
+    std::atomic<long> sum{0};
+    for (int r = 0; r < trial % 7; ++r) parallel_for(2 + trial % 5, [&](size_t t) { sum += static_cast<long>(t); });
+    failed += !child_ok([] {
+      std::atomic<long> s{0};
+      for (int r = 0; r < 20; ++r) parallel_for(8, [&](size_t t) { s += static_cast<long>(t); });
+      return s.load() == 20 * 28 && get_num_threads() == 4;
+    });
+  }
+  set_num_threads(2);
+  check(failed == 0, "a child forked after regions runs its own (" + std::to_string(failed) + " of 100 failed)");
+}
+
+// A child forked while another thread takes and returns pooled blocks can
+// take one itself (the pool's mutex is not left locked in the child).
+static void test_fork_during_pool_use() {
+  std::atomic<bool> stop{false};
+  std::thread user([&] {
+    while (!stop.load()) {
+      size_t cap = 0;
+      void* p = pool_acquire(size_t(3) << 20, &cap);
+      pool_release(p, cap);
+    }
+  });
+  int failed = 0;
+  for (int trial = 0; trial < 30; ++trial)
+    failed += !child_ok([] {
+      size_t cap = 0;
+      void* p = pool_acquire(size_t(5) << 20, &cap);
+      pool_release(p, cap);
+      return cap >= (size_t(5) << 20);
+    });
+  stop.store(true);
+  user.join();
+  check(failed == 0, "a child forked during pool use takes a block (" + std::to_string(failed) + " of 30 failed)");
+}
+#endif
+
 int main() {
   test_back_to_back_regions();
+#if !defined(_WIN32)
+  test_fork_after_regions();
+  test_fork_during_pool_use();
+#endif
   for (int threads : {1, 2, 4}) {
     test_task_failure(threads);
     test_slots(threads);
